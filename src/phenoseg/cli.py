@@ -1,0 +1,113 @@
+"""The `phenoseg` command: segment, evaluate, train, models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from phenoseg.errors import PhenosegError
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+    return v
+
+
+def _dataset_pixel_sizes(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PhenosegError(f"--data-pixel-size expects NAME=UM, got '{item}'")
+        name, value = item.split("=", 1)
+        out[name] = _positive_float(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="phenoseg", description="Find every nucleus and cell in microscopy images.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment images; writes label TIFFs, GeoJSON and an overlay per input")
+    seg.add_argument("inputs", nargs="+", help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
+    seg.add_argument("-o", "--output", help="output folder (default: a phenoseg/ folder next to each input)")
+    seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
+    seg.add_argument("--pixel-size", type=_positive_float, help="µm per pixel of the inputs (overrides metadata)")
+    seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    seg.add_argument("--outputs", default="labels,geojson,overlay",
+                     help="comma-separated: labels, geojson, overlay (default: all three)")
+    seg.add_argument("--seed-threshold", type=float, help="override the model's seed threshold")
+    seg.add_argument("--mask-threshold", type=float, help="override the model's membership threshold")
+    seg.add_argument("--min-area", type=int, help="drop objects smaller than this (px at model resolution)")
+    seg.add_argument("--quiet", action="store_true", help="print only errors")
+
+    ev = sub.add_parser("evaluate", help="F1 / SQ / PQ of predictions (or of a model on a dataset)")
+    ev.add_argument("--pred", help="folder of predicted label images")
+    ev.add_argument("--truth", help="folder of ground-truth label images")
+    ev.add_argument("--model", help="model to run on --data")
+    ev.add_argument("--data", help="dataset folder (manifest layout)")
+    ev.add_argument("--split", default="val")
+    ev.add_argument("--pixel-size", type=_positive_float, help="µm/px of the dataset's images when it has none")
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    ev.add_argument("--json", help="write the scores as JSON here")
+    ev.add_argument("--quiet", action="store_true")
+
+    tr = sub.add_parser("train", help="train a model on datasets in the manifest layout")
+    tr.add_argument("--data", nargs="+", required=True, help="dataset folders")
+    tr.add_argument("--out", required=True, help="model folder to write (config.json + weights.safetensors)")
+    tr.add_argument("--pixel-size", type=_positive_float, default=0.5, help="the model's µm/px (default 0.5)")
+    tr.add_argument("--data-pixel-size", nargs="*", default=[], metavar="NAME=UM",
+                    help="pixel size of datasets whose manifest has none, e.g. dsb2018_fluo=0.5")
+    tr.add_argument("--minutes", type=_positive_float, help="time budget (default: until --steps)")
+    tr.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--crop", type=int, default=192)
+    tr.add_argument("--batch", type=int, default=4)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--widths", default="16,32,64,128", help="backbone widths per level")
+    tr.add_argument("--window", type=int, default=64, help="membership window (px at model resolution)")
+    tr.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
+    tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"])
+    tr.add_argument("--name")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    tr.add_argument("--quiet", action="store_true")
+
+    mo = sub.add_parser("models", help="list the bundled models")
+    mo.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 some inputs failed, 2 usage or fatal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from phenoseg.commands import run_evaluate, run_models, run_segment, run_train
+
+    handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models}
+    try:
+        return handlers[args.command](args)
+    except PhenosegError as exc:
+        print(f"phenoseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("phenoseg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one line, traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"phenoseg: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,251 @@
+"""What each `phenoseg` subcommand does (argument parsing lives in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from phenoseg.errors import PhenosegError
+from phenoseg.io.images import SUPPORTED_SUFFIXES
+
+OUTPUT_KINDS = ("labels", "geojson", "overlay")
+LABEL_SUFFIXES = (".tif", ".tiff", ".png")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders expanded to the supported images they hold (sorted)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that files can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".phenoseg-write-test")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as exc:
+        raise PhenosegError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+
+
+def parse_outputs(text: str) -> list[str]:
+    """Validate the --outputs list."""
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in OUTPUT_KINDS]
+    if bad or not kinds:
+        raise PhenosegError(
+            f"--outputs: unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
+        )
+    return kinds
+
+
+def _say(args: argparse.Namespace, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, flush=True)
+
+
+def write_outputs(result, image, stem: str, outdir: Path, kinds: list[str]) -> list[Path]:
+    """Write the chosen outputs of one segmented image; returns the files written."""
+    from phenoseg.io.geojson import write_geojson
+    from phenoseg.io.labels import write_labels
+    from phenoseg.io.overlay import overlay, write_png
+
+    written = []
+    main_target = "cells" if "cells" in result.labels else "nuclei"
+    if "labels" in kinds:
+        for target, labels in result.labels.items():
+            written.append(write_labels(outdir / f"{stem}_{target}.tif", labels, result.pixel_size_um))
+    if "geojson" in kinds:
+        obj_type = "cell" if main_target == "cells" else "detection"
+        written.append(write_geojson(outdir / f"{stem}.geojson", result.labels[main_target], obj_type,
+                                     result.scores.get(main_target)))
+    if "overlay" in kinds:
+        written.append(write_png(outdir / f"{stem}_overlay.png", overlay(image.data, result.labels[main_target])))
+    return written
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """`phenoseg segment`: every input is tried; failures are listed at the end (exit 1)."""
+    from phenoseg.inference.segmenter import Segmenter
+    from phenoseg.io.images import read_image
+
+    kinds = parse_outputs(args.outputs)
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise PhenosegError("no input images found")
+    if args.output:
+        ensure_writable(Path(args.output))
+    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area)
+    failures: list[tuple[Path, str]] = []
+    for path in files:
+        try:
+            image = read_image(path)
+            outdir = Path(args.output) if args.output else path.parent / "phenoseg"
+            if not args.output:
+                ensure_writable(outdir)
+            result = seg.segment(image, args.pixel_size)
+            counts = ", ".join(f"{len(set(v.ravel().tolist())) - (v.min() == 0)} {k}" for k, v in result.labels.items())
+            written = write_outputs(result, image, path.stem, outdir, kinds)
+            _say(args, f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
+                       f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
+        except PhenosegError as exc:
+            failures.append((path, str(exc)))
+            print(f"phenoseg: error: {exc}", file=sys.stderr)
+        except Exception as exc:
+            if getattr(args, "debug", False):
+                raise
+            failures.append((path, f"{type(exc).__name__}: {exc}"))
+            print(f"phenoseg: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if failures:
+        print(f"phenoseg: {len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
+        for path, msg in failures:
+            print(f"  {path}: {msg}", file=sys.stderr)
+        return 1
+    _say(args, f"done: {len(files)} image(s)")
+    return 0
+
+
+def _find_pred(pred_dir: Path, stem: str) -> Path | None:
+    for name in (f"{stem}_nuclei", stem):
+        for suffix in LABEL_SUFFIXES:
+            p = pred_dir / f"{name}{suffix}"
+            if p.is_file():
+                return p
+    return None
+
+
+def format_table(rows: list[dict], summary: dict) -> str:
+    """A plain-text table of per-image and dataset scores."""
+    cols = ["f1@0.5", "f1@0.6", "f1@0.7", "f1@0.8", "f1@0.9", "f1_mean", "sq", "pq", "n_true", "n_pred"]
+    width = max([len("dataset")] + [len(r["image"]) for r in rows])
+    width = min(width, 40)
+    lines = [f"{'image':<{width}} " + " ".join(f"{c:>8}" for c in cols)]
+    for r in rows + [dict(summary, image="dataset")]:
+        vals = [f"{r[c]:>8.3f}" if isinstance(r[c], float) else f"{r[c]:>8}" for c in cols]
+        lines.append(f"{r['image'][:width]:<{width}} " + " ".join(vals))
+    return "\n".join(lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """`phenoseg evaluate`: --pred/--truth folders, or --model on --data (a dataset split)."""
+    from phenoseg.evaluation.matching import MatchCounts, match_counts, summarise
+    from phenoseg.io.labels import read_labels
+
+    pairs: list[tuple[str, object, object]] = []  # (name, truth loader, prediction loader)
+    failures: list[str] = []
+    if args.pred or args.truth:
+        if not (args.pred and args.truth):
+            raise PhenosegError("evaluate needs both --pred and --truth (or --model with --data)")
+        pred_dir, truth_dir = Path(args.pred), Path(args.truth)
+        for d in (pred_dir, truth_dir):
+            if not d.is_dir():
+                raise PhenosegError(f"{d}: not a folder")
+        truths = sorted(f for f in truth_dir.iterdir() if f.suffix.lower() in LABEL_SUFFIXES)
+        if not truths:
+            raise PhenosegError(f"{truth_dir}: no label images")
+        for t in truths:
+            p = _find_pred(pred_dir, t.stem)
+            if p is None:
+                failures.append(f"{t.stem}: no prediction in {pred_dir}")
+                continue
+            pairs.append((t.stem, lambda t=t: read_labels(t), lambda p=p: read_labels(p)))
+    elif args.model and args.data:
+        from phenoseg.inference.segmenter import Segmenter
+        from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
+
+        root = Path(args.data)
+        manifest = load_manifest(root)
+        seg = Segmenter(args.model, args.device)
+        ids = [i for i, s in manifest["split"].items() if s == args.split]
+        if not ids:
+            raise PhenosegError(f"{root}: no images in split '{args.split}'")
+        for image_id in ids:
+            px = image_pixel_size(manifest, image_id, args.pixel_size)
+
+            def predict(image_id=image_id, px=px):
+                res = seg.segment(find_image_file(root, image_id), px)
+                return next(iter(res.labels.values()))
+
+            pairs.append((image_id, lambda i=image_id: read_labels(root / "labels" / f"{i}.tif"), predict))
+    else:
+        raise PhenosegError("evaluate needs --pred and --truth, or --model and --data")
+
+    rows = []
+    total = MatchCounts()
+    for name, load_truth, load_pred in pairs:
+        try:
+            truth, pred = load_truth(), load_pred()
+            if truth.shape != pred.shape:
+                raise PhenosegError(f"shape {pred.shape} of the prediction differs from the truth's {truth.shape}")
+            c = match_counts(truth, pred)
+        except PhenosegError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        total = total + c
+        rows.append(dict(summarise(c), image=name))
+    if not rows:
+        raise PhenosegError("nothing to evaluate: " + "; ".join(failures[:3]))
+    summary = summarise(total)
+    summary["n_images"] = len(rows)
+    if not args.quiet:
+        print(format_table(rows, summary))
+    if args.json:
+        out = dict(summary, per_image=rows)
+        if args.model:
+            out["model"] = args.model
+            out["data"] = str(args.data)
+            out["split"] = args.split
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    for f in failures:
+        print(f"phenoseg: error: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """`phenoseg train`."""
+    from phenoseg.cli import _dataset_pixel_sizes
+    from phenoseg.training.trainer import TrainOptions, train
+
+    if args.minutes is None and args.steps is None:
+        raise PhenosegError("give a budget: --minutes N and/or --steps N")
+    try:
+        widths = [int(w) for w in args.widths.split(",")]
+    except ValueError:
+        raise PhenosegError(f"--widths: expected comma-separated integers, got '{args.widths}'") from None
+    opts = TrainOptions(
+        data=args.data, out=args.out, pixel_size=args.pixel_size, minutes=args.minutes, max_steps=args.steps,
+        resume=args.resume, seed=args.seed, data_pixel_size=_dataset_pixel_sizes(args.data_pixel_size),
+        crop=args.crop, batch=args.batch, lr=args.lr, widths=widths, window=args.window,
+        val_minutes=args.val_minutes, device=args.device, name=args.name, modality=args.modality, quiet=args.quiet,
+        strong_augment=args.modality == "brightfield",
+    )
+    summary = train(opts)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """`phenoseg models`."""
+    from phenoseg.models.zoo import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no bundled models")
+    for r in rows:
+        print(f"{r['name']:<24} {r['modality']:<13} {r['pixel_size_um']:g} µm/px  channels: {', '.join(r['channels'])}"
+              f"  targets: {', '.join(r['targets'])}")
+    return 0

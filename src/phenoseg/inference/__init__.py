@@ -1,0 +1,1 @@
+"""Inference: preprocessing, the Segmenter, model choice."""

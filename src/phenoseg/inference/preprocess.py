@@ -1,0 +1,52 @@
+"""Normalisation and resampling between an image's grid and a model's pixel size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+
+def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """Per-channel percentiles low/high → 0/1 (float32). Large images are sampled for the statistics."""
+    out = np.empty(data.shape, np.float32)
+    for c in range(data.shape[0]):
+        ch = data[c]
+        sample = ch[:: max(1, ch.shape[0] // 1024), :: max(1, ch.shape[1] // 1024)]
+        lo, hi = np.percentile(sample, [low, high])
+        if hi <= lo:
+            hi = lo + (1.0 if ch.dtype.kind != "f" else max(abs(float(lo)) * 1e-3, 1e-6))
+        out[c] = (ch.astype(np.float32) - lo) / (hi - lo)
+    return out
+
+
+def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
+    """Scale a (C, Y, X) float image by ``factor`` (bilinear, anti-aliased when shrinking)."""
+    if abs(factor - 1.0) < 1e-3:
+        return data
+    h, w = data.shape[-2:]
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    t = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
+    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=factor < 1.0)
+    return out[0].numpy()
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label image to ``shape`` (pixel centres aligned)."""
+    h, w = labels.shape
+    if (h, w) == tuple(shape):
+        return labels
+    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def pad_to_multiple(t: torch.Tensor, multiple: int, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad (B, C, H, W) at the bottom/right so H and W are multiples of ``multiple``."""
+    h, w = t.shape[-2:]
+    ph = max(minimum, -(-h // multiple) * multiple) - h
+    pw = max(minimum, -(-w // multiple) * multiple) - w
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        t = F.pad(t, [0, pw, 0, ph], mode=mode)
+    return t, (h, w)

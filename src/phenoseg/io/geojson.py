@@ -1,0 +1,90 @@
+"""QuPath-compatible GeoJSON: label image → one Feature per object (streamed to disk)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import measure
+
+
+def _ring(contour: np.ndarray, oy: float, ox: float) -> list[list[float]]:
+    """find_contours (row, col) → closed [x, y] ring in image coordinates (pixel corners at integers)."""
+    pts = [[round(float(c) + ox, 2), round(float(r) + oy, 2)] for r, c in contour]
+    if pts[0] != pts[-1]:
+        pts.append(pts[0])
+    return pts
+
+
+def object_polygons(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
+    """(label, GeoJSON geometry) for every object: outer ring traced from its boundary, holes kept.
+
+    Coordinates are pixel-corner based: x = column, y = row, as QuPath expects.
+    """
+    from shapely.geometry import Polygon, mapping
+    from shapely.ops import unary_union
+
+    slices = ndi.find_objects(labels)
+    for idx, sl in enumerate(slices):
+        if sl is None:
+            continue
+        label = idx + 1
+        mask = np.pad(labels[sl] == label, 1)
+        # iso-line at 0.5 between pixel centres; pixel (r, c) has its centre at (c + 0.5, r + 0.5)
+        contours = measure.find_contours(mask.astype(np.float32), 0.5)
+        oy, ox = sl[0].start - 1 + 0.5, sl[1].start - 1 + 0.5
+        polys = []
+        for c in contours:
+            if len(c) < 4:
+                continue
+            ring = _ring(c, oy, ox)
+            poly = Polygon(ring)
+            if not poly.is_valid:
+                poly = poly.buffer(0)
+            if poly.area > 0:
+                polys.append(poly)
+        if not polys:
+            continue
+        polys.sort(key=lambda p: p.area, reverse=True)
+        # even-odd: contours inside the outer ring are holes
+        shape = polys[0]
+        for p in polys[1:]:
+            shape = shape.difference(p) if shape.contains(p) else unary_union([shape, p])
+        if shape.is_empty:
+            continue
+        geom = mapping(shape)
+        yield label, json.loads(json.dumps(geom))
+
+
+def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str = "detection",
+                  scores: np.ndarray | None = None, measurements: dict[int, dict] | None = None) -> Path:
+    """Stream a FeatureCollection of the objects in ``labels`` to ``path`` (temp file + rename)."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write('{"type": "FeatureCollection", "features": [')
+            first = True
+            for label, geom in object_polygons(labels):
+                props: dict = {"objectType": object_type, "name": f"{object_type} {label}", "label": label}
+                meas = dict((measurements or {}).get(label, {}))
+                if scores is not None and label - 1 < len(scores):
+                    meas["Detection probability"] = round(float(scores[label - 1]), 4)
+                if meas:
+                    props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+                feature = {"type": "Feature", "id": str(uuid.uuid4()), "geometry": geom, "properties": props}
+                fh.write(("" if first else ",") + "\n" + json.dumps(feature, ensure_ascii=False))
+                first = False
+            fh.write("\n]}\n")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return p

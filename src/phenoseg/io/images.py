@@ -1,0 +1,177 @@
+"""Reading PNG / JPEG / TIFF / OME-TIFF into (C, Y, X) arrays with pixel size and channel names."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from phenoseg.errors import PhenosegError
+
+PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8"}
+SUPPORTED_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES
+
+
+@dataclass
+class Image:
+    """An image as (C, Y, X) with its pixel size (µm/px, None when unknown) and channel names."""
+
+    data: np.ndarray
+    pixel_size_um: float | None = None
+    channel_names: list[str] = field(default_factory=list)
+    path: str = ""
+    rgb: bool = False
+
+    @property
+    def shape_yx(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.data.shape[-2]), int(self.data.shape[-1])
+
+
+def _check_values(data: np.ndarray, name: str) -> None:
+    if data.dtype.kind not in "buif":
+        raise PhenosegError(f"{name}: unsupported pixel type {data.dtype} (need integer or float pixels)")
+    if data.ndim != 3 or data.shape[1] < 8 or data.shape[2] < 8:
+        raise PhenosegError(f"{name}: image of shape {data.shape} is too small or not 2D (need at least 8×8 px)")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise PhenosegError(f"{name}: image contains NaN or infinite values")
+    if data.size and data.min() == data.max():
+        raise PhenosegError(f"{name}: image is constant (every pixel is {data.flat[0]}): nothing to segment")
+
+
+def _to_cyx(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
+    """Arrange an array with tifffile-style axes (Y, X, C/S, Z, T, ...) as (C, Y, X)."""
+    axes = axes.upper()
+    keep = []
+    for i, ax in enumerate(axes):
+        if ax in "YX":
+            keep.append(i)
+        elif ax in "CS":
+            keep.append(i)
+        elif arr.shape[i] != 1:
+            raise PhenosegError(
+                f"{name}: axis {ax} has {arr.shape[i]} planes; phenoseg segments 2D images (pass one plane)"
+            )
+    squeeze = tuple(i for i in range(arr.ndim) if i not in keep)
+    arr = arr.squeeze(axis=squeeze) if squeeze else arr
+    axes = "".join(a for i, a in enumerate(axes) if i in keep)
+    rgb = "S" in axes and arr.shape[axes.index("S")] in (3, 4)
+    if "C" in axes and "S" in axes:
+        # merge C and S into one channel axis
+        arr = np.moveaxis(arr, [axes.index("C"), axes.index("S")], [0, 1])
+        arr = arr.reshape((-1,) + arr.shape[2:])
+        axes = "C" + "".join(a for a in axes if a in "YX")
+    elif "S" in axes:
+        axes = axes.replace("S", "C")
+    if "C" not in axes:
+        arr = arr[None]
+        axes = "C" + axes
+    order = [axes.index("C"), axes.index("Y"), axes.index("X")]
+    return np.ascontiguousarray(np.transpose(arr, order)), rgb
+
+
+def _ome_pixel_size(ome_xml: str | None) -> float | None:
+    if not ome_xml:
+        return None
+    m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', ome_xml)
+    if not m:
+        return None
+    unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', ome_xml)
+    value = float(m.group(1))
+    u = unit.group(1) if unit else "µm"
+    factor = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}.get(u, 1.0)
+    return value * factor
+
+
+def _tiff_pixel_size(tif, page) -> float | None:
+    """Pixel size from OME-XML, ImageJ metadata or the resolution tags (None when not recorded)."""
+    size = _ome_pixel_size(tif.ome_metadata)
+    if size:
+        return size
+    tags = page.tags
+    if "XResolution" not in tags:
+        return None
+    num, den = tags["XResolution"].value
+    if num == 0 or den == 0:
+        return None
+    px_per_unit = num / den
+    unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2
+    ij = tif.imagej_metadata or {}
+    if ij.get("unit") in ("micron", "um", "µm", "\\u00B5m"):
+        return 1.0 / px_per_unit
+    unit = int(unit)
+    if unit == 3:  # centimetre
+        return 1e4 / px_per_unit
+    if unit == 2 and px_per_unit > 1000:  # inch; ignore screen-like 72/96/300 dpi values
+        return 25400.0 / px_per_unit
+    return None
+
+
+def _channel_names_from_tiff(tif, n: int) -> list[str]:
+    if tif.ome_metadata:
+        names = re.findall(r'<Channel [^>]*Name="([^"]*)"', tif.ome_metadata)
+        if len(names) == n:
+            return names
+    desc = tif.pages[0].description if tif.pages else ""
+    if desc.startswith("{"):
+        try:
+            meta = json.loads(desc)
+            names = meta.get("channels") or meta.get("channel_names")
+            if isinstance(names, list) and len(names) == n:
+                return [str(x) for x in names]
+        except ValueError:
+            pass
+    return []
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Read a 2D image as (C, Y, X). RGB(A) files give 3 channels (alpha dropped).
+
+    Raises :class:`PhenosegError` with a one-line reason for unreadable or unsupported files.
+    """
+    p = Path(path)
+    name = str(p)
+    if not p.is_file():
+        raise PhenosegError(f"{name}: no such file")
+    suffix = p.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise PhenosegError(f"{name}: unsupported file type '{suffix}' (use PNG, JPEG, TIFF or OME-TIFF)")
+    pixel_size = None
+    names: list[str] = []
+    try:
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tif:
+                series = tif.series[0]
+                arr = series.asarray()
+                data, rgb = _to_cyx(arr, series.axes, name)
+                pixel_size = _tiff_pixel_size(tif, tif.pages[0])
+                names = _channel_names_from_tiff(tif, data.shape[0])
+        else:
+            from PIL import Image as PILImage
+
+            with PILImage.open(p) as im:
+                im.load()
+                if im.mode in ("P", "LA", "RGBA", "CMYK", "YCbCr", "PA"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+            data, rgb = _to_cyx(arr, "YXS" if arr.ndim == 3 else "YX", name)
+    except PhenosegError:
+        raise
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise PhenosegError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from exc
+    if rgb and data.shape[0] == 4:
+        data = data[:3]
+    if data.dtype.kind == "c":
+        raise PhenosegError(f"{name}: unsupported pixel type {data.dtype}")
+    _check_values(data, name)
+    if not names:
+        n = data.shape[0]
+        names = ["red", "green", "blue"] if rgb and n == 3 else [f"channel_{i}" for i in range(n)]
+    return Image(data=data, pixel_size_um=pixel_size, channel_names=names, path=name, rgb=rgb and data.shape[0] == 3)

@@ -1,0 +1,47 @@
+"""Overlay pictures: object outlines drawn on the image."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+from phenoseg.inference.preprocess import percentile_normalise
+
+
+def display_rgb(data: np.ndarray) -> np.ndarray:
+    """(C, Y, X) → (Y, X, 3) uint8 for display (RGB as is when 8-bit, else percentile-stretched)."""
+    if data.shape[0] == 3 and data.dtype == np.uint8:
+        return np.moveaxis(data, 0, -1).copy()
+    norm = np.clip(percentile_normalise(data[:3] if data.shape[0] >= 3 else data[:1], 0.5, 99.5), 0, 1)
+    if norm.shape[0] == 1:
+        norm = np.repeat(norm, 3, 0)
+    return (np.moveaxis(norm, 0, -1) * 255).astype(np.uint8)
+
+
+def overlay(data: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int] = (255, 230, 0)) -> np.ndarray:
+    """RGB picture with the outlines of ``labels`` in ``colour``."""
+    rgb = display_rgb(data)
+    edges = find_boundaries(labels, mode="inner")
+    rgb[edges] = colour
+    return rgb
+
+
+def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 PNG atomically."""
+    from PIL import Image as PILImage
+
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        PILImage.fromarray(rgb).save(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return p

@@ -1,0 +1,109 @@
+"""Models are data: a directory with ``config.json`` + ``weights.safetensors`` (+ ``MODEL_CARD.md``).
+
+The registry finds the models bundled in ``phenoseg/zoo/`` by name; any directory path works too.
+Weights are read with safetensors only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from phenoseg.errors import PhenosegError
+from phenoseg.models.config import ModelConfig
+from phenoseg.models.instanseg import InstanSegNet
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+
+
+def bundled_model_dirs() -> dict[str, Path]:
+    """Name → directory of every model shipped inside the package."""
+    if not ZOO_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(ZOO_DIR.iterdir()) if (p / CONFIG_NAME).is_file()}
+
+
+def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
+    """A bundled model's name or a model directory → the directory (clear error when neither)."""
+    path = Path(name_or_dir)
+    if (path / CONFIG_NAME).is_file():
+        return path
+    bundled = bundled_model_dirs()
+    if str(name_or_dir) in bundled:
+        return bundled[str(name_or_dir)]
+    names = ", ".join(bundled) or "none"
+    raise PhenosegError(f"no model '{name_or_dir}': not a model directory and not a bundled model ({names})")
+
+
+def read_config(model_dir: str | os.PathLike) -> ModelConfig:
+    """Read a model directory's config.json."""
+    path = Path(model_dir) / CONFIG_NAME
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise PhenosegError(f"cannot read model config {path}: {exc}") from exc
+
+
+def load_model(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> InstanSegNet:
+    """Load a model (bundled name or directory) in eval mode; its config is at ``model.config``."""
+    model_dir = resolve_model_dir(name_or_dir)
+    config = read_config(model_dir)
+    net = InstanSegNet(config)
+    weights = model_dir / WEIGHTS_NAME
+    if weights.is_file():
+        try:
+            state = load_file(str(weights), device="cpu")
+            net.load_state_dict(state)
+        except Exception as exc:  # safetensors raises several types on corrupt files
+            raise PhenosegError(f"cannot load weights {weights}: {exc}") from exc
+    else:
+        raise PhenosegError(f"model directory {model_dir} has no {WEIGHTS_NAME}")
+    return net.to(device).eval()
+
+
+def save_model(net: InstanSegNet, model_dir: str | os.PathLike) -> Path:
+    """Write ``config.json`` and ``weights.safetensors`` atomically into ``model_dir``."""
+    out = Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    os.close(fd)
+    save_file(state, tmp)
+    os.replace(tmp, out / WEIGHTS_NAME)
+    write_text_atomic(out / CONFIG_NAME, json.dumps(net.config.to_dict(), indent=2))
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def list_models() -> list[dict]:
+    """Summary of every bundled model: name, pixel size, channels, targets, modality, metrics."""
+    rows = []
+    for name, d in bundled_model_dirs().items():
+        cfg = read_config(d)
+        rows.append(
+            {
+                "name": name,
+                "pixel_size_um": cfg.pixel_size_um,
+                "channels": cfg.channel_names,
+                "targets": cfg.targets,
+                "modality": cfg.modality,
+                "description": cfg.description,
+                "path": str(d),
+                "metrics": cfg.metrics,
+            }
+        )
+    return rows

@@ -1,0 +1,107 @@
+"""InstanceDecoder: raw network maps → instance label maps. One scriptable module, used everywhere."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from phenoseg.models.config import PostprocessConfig
+from phenoseg.models.instanseg import split_target
+from phenoseg.postprocess.labelling import merge_and_label
+from phenoseg.postprocess.membership import candidate_pairs, pair_features
+from phenoseg.postprocess.seeds import find_seeds, max_seeds_for
+
+
+class InstanceDecoder(nn.Module):
+    """Seeds → windowed membership → IoU merging → labels, for every target of a model.
+
+    ``forward(raw)`` takes the network output (B, T·(1+Dp+De), H, W) and returns int32 labels
+    (B, T, H, W). Thresholds default to the model's and can be overridden per call. Works eagerly
+    and under ``torch.jit.script``.
+    """
+
+    def __init__(
+        self,
+        mlps: nn.ModuleList,
+        dim_positional: int,
+        dim_conditional: int,
+        offset_range: float,
+        coord_scale: float,
+        postprocess: PostprocessConfig,
+        seed_chunk: int = 2048,
+    ) -> None:
+        super().__init__()
+        self.mlps = mlps
+        self.dim_positional = dim_positional
+        self.dim_conditional = dim_conditional
+        self.offset_range = offset_range
+        self.coord_scale = coord_scale
+        self.seed_threshold = float(postprocess.seed_threshold)
+        self.seed_radius = int(postprocess.seed_radius)
+        self.mask_threshold = float(postprocess.mask_threshold)
+        self.iou_threshold = float(postprocess.iou_threshold)
+        self.window = int(postprocess.window)
+        self.max_seeds_per_mpx = int(postprocess.max_seeds_per_mpx)
+        self.min_area = int(postprocess.min_area_px)
+        self.cleanup = bool(postprocess.cleanup_fragments)
+        self.seed_chunk = seed_chunk
+        self.foreground_threshold = float(postprocess.foreground_threshold)
+
+    def forward(
+        self,
+        raw: torch.Tensor,
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+    ) -> torch.Tensor:
+        labels, _ = self.decode(raw, seed_threshold, mask_threshold, min_area)
+        return labels
+
+    @torch.jit.export
+    def decode(
+        self,
+        raw: torch.Tensor,
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Labels (B, T, H, W) int32 and, per image and target, each object's seed score (N,)."""
+        st = self.seed_threshold if seed_threshold is None else seed_threshold
+        mt = self.mask_threshold if mask_threshold is None else mask_threshold
+        ma = self.min_area if min_area is None else min_area
+        ft = min(self.foreground_threshold, st)
+        b, _, h, w = raw.shape
+        n_targets = len(self.mlps)
+        out = torch.zeros(b, n_targets, h, w, dtype=torch.int32, device=raw.device)
+        cap = max_seeds_for(h, w, self.max_seeds_per_mpx)
+        all_scores: list[list[torch.Tensor]] = []
+        for _ in range(b):
+            all_scores.append([])
+        for t, mlp in enumerate(self.mlps):
+            seed_logits, offsets, conditional = split_target(
+                raw, t, self.dim_positional, self.dim_conditional, self.offset_range
+            )
+            seed_prob = torch.sigmoid(seed_logits)
+            for i in range(b):
+                centres, values = find_seeds(seed_prob[i], st, self.seed_radius, cap)
+                fg = seed_prob[i] > ft
+                owners: list[torch.Tensor] = []
+                pixels: list[torch.Tensor] = []
+                probs: list[torch.Tensor] = []
+                for start in range(0, centres.shape[0], self.seed_chunk):
+                    chunk = centres[start : start + self.seed_chunk]
+                    owner, pix, dy, dx = candidate_pairs(fg, chunk, self.window)
+                    feats = pair_features(offsets[i], conditional[i], chunk, owner, pix, dy, dx, self.coord_scale)
+                    probs.append(torch.sigmoid(mlp(feats).squeeze(-1)))
+                    owners.append(owner + start)
+                    pixels.append(pix)
+                if len(probs) == 0:
+                    all_scores[i].append(torch.zeros(0, device=raw.device))
+                    continue
+                labels, scores = merge_and_label(
+                    torch.cat(owners), torch.cat(pixels), torch.cat(probs), values, h, w,
+                    mt, self.iou_threshold, ma, self.cleanup,
+                )
+                out[i, t] = labels
+                all_scores[i].append(scores)
+        return out, all_scores

@@ -1,0 +1,1 @@
+"""Training: datasets in the shared manifest layout, augmentations, losses, the trainer."""

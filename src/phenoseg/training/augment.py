@@ -1,0 +1,116 @@
+"""Random crops and augmentations (geometry, colour / stain, blur, noise, JPEG) on numpy crops."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from phenoseg.training.dataset import Sample
+
+# Ruifrok & Johnston H&E-DAB stain vectors (rows: H, E, DAB) for stain jitter in optical density space
+_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], np.float32)
+_HED /= np.linalg.norm(_HED, axis=1, keepdims=True)
+_HED_INV = np.linalg.inv(_HED).astype(np.float32)
+
+
+def random_crop(sample: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A size×size crop (padded with ignore labels where the image is smaller)."""
+    c, h, w = sample.image.shape
+    img = np.zeros((c, size, size), np.float32)
+    lab = np.full((size, size), -1, np.int32)
+    seed = np.zeros((size, size), np.float32)
+    y0 = int(rng.integers(0, max(1, h - size + 1)))
+    x0 = int(rng.integers(0, max(1, w - size + 1)))
+    ch, cw = min(size, h), min(size, w)
+    img[:, :ch, :cw] = sample.image[:, y0 : y0 + ch, x0 : x0 + cw]
+    lab[:ch, :cw] = sample.labels[y0 : y0 + ch, x0 : x0 + cw]
+    seed[:ch, :cw] = sample.seed[y0 : y0 + ch, x0 : x0 + cw]
+    return img, lab, seed
+
+
+def geometric(img: np.ndarray, lab: np.ndarray, seed: np.ndarray, rng: np.random.Generator):
+    """Random 90° rotation and flip, applied alike to image, labels and seed target."""
+    k = int(rng.integers(0, 4))
+    flip = bool(rng.integers(0, 2))
+    img = np.rot90(img, k, axes=(1, 2))
+    lab = np.rot90(lab, k)
+    seed = np.rot90(seed, k)
+    if flip:
+        img, lab, seed = img[:, :, ::-1], lab[:, ::-1], seed[:, ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(lab), np.ascontiguousarray(seed)
+
+
+def stain_jitter(img: np.ndarray, rng: np.random.Generator, strength: float = 0.05) -> np.ndarray:
+    """Perturb H&E stain concentrations in optical density space (RGB images in 0..1)."""
+    od = -np.log(np.clip(img, 1e-3, 1.0))
+    conc = np.tensordot(_HED_INV.T, od, axes=1)
+    alpha = rng.uniform(1 - strength * 4, 1 + strength * 4, size=(3, 1, 1)).astype(np.float32)
+    beta = rng.uniform(-strength, strength, size=(3, 1, 1)).astype(np.float32)
+    od2 = np.tensordot(_HED.T, conc * alpha + beta, axes=1)
+    return np.exp(-od2).astype(np.float32)
+
+
+def jpeg(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JPEG round trip at a random quality (RGB or single channel)."""
+    from PIL import Image as PILImage
+
+    q = int(rng.integers(30, 95))
+    u8 = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    arr = np.moveaxis(u8, 0, -1) if img.shape[0] == 3 else u8[0]
+    buf = io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format="JPEG", quality=q)
+    out = np.asarray(PILImage.open(io.BytesIO(buf.getvalue()))).astype(np.float32) / 255.0
+    return np.moveaxis(out, -1, 0) if img.shape[0] == 3 else out[None]
+
+
+def intensity(img: np.ndarray, rng: np.random.Generator, rgb: bool, strong: bool) -> np.ndarray:
+    """Colour / stain / brightness / contrast / gamma / blur / noise / JPEG jitter."""
+    if rgb and strong and rng.random() < 0.7:
+        img = stain_jitter(np.clip(img, 0, 1), rng)
+    if rng.random() < 0.8:
+        gain = rng.uniform(0.7, 1.3, size=(img.shape[0] if strong else 1, 1, 1)).astype(np.float32)
+        offset = rng.uniform(-0.15, 0.15, size=(img.shape[0] if strong else 1, 1, 1)).astype(np.float32)
+        img = img * gain + offset
+    if rng.random() < 0.3:
+        g = float(rng.uniform(0.7, 1.4))
+        img = np.clip(img, 0, None) ** g
+    if strong and rng.random() < 0.25:
+        img = ndi.gaussian_filter(img, sigma=(0, float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.3, 1.5))))
+    if rng.random() < 0.3:
+        img = img + rng.normal(0, rng.uniform(0.005, 0.05), size=img.shape).astype(np.float32)
+    if strong and rng.random() < 0.25:
+        img = jpeg(img, rng)
+    return img.astype(np.float32)
+
+
+class CropSampler:
+    """Draws augmented batches: a dataset uniformly at random, then an image weighted by its area."""
+
+    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, rng: np.random.Generator):
+        self.crop = crop
+        self.rgb = rgb
+        self.strong = strong
+        self.rng = rng
+        self.by_dataset: dict[str, list[Sample]] = {}
+        for s in samples:
+            self.by_dataset.setdefault(s.dataset, []).append(s)
+        self.names = sorted(self.by_dataset)
+        self.weights = {
+            n: np.array([s.labels.size for s in v], np.float64) / sum(s.labels.size for s in v)
+            for n, v in self.by_dataset.items()
+        }
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(images (B, C, S, S), labels (B, S, S), seed targets (B, S, S))."""
+        imgs, labs, seeds = [], [], []
+        for _ in range(size):
+            name = self.names[int(self.rng.integers(0, len(self.names)))]
+            pool = self.by_dataset[name]
+            s = pool[int(self.rng.choice(len(pool), p=self.weights[name]))]
+            img, lab, seed = geometric(*random_crop(s, self.crop, self.rng), self.rng)
+            imgs.append(intensity(img, self.rng, self.rgb, self.strong))
+            labs.append(lab)
+            seeds.append(seed)
+        return np.stack(imgs), np.stack(labs), np.stack(seeds)

@@ -1,0 +1,91 @@
+"""Postprocessing: exact recovery of ideal embeddings, TorchScript equals eager, caps and filters."""
+
+import numpy as np
+import torch
+
+from phenoseg.evaluation.matching import match_counts, summarise
+from phenoseg.inference.runner import build_decoder
+from phenoseg.postprocess.labelling import connected_components, drop_fragments
+from phenoseg.postprocess.seeds import find_seeds
+from phenoseg.synthetic import ideal_model, ideal_output, synthetic_labels
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Identical label images up to a renumbering."""
+    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist()))
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b)) and (0, 0) in pairs
+
+
+def test_ideal_embeddings_recovered_exactly():
+    net = ideal_model()
+    decoder = build_decoder(net)
+    for seed in range(3):
+        truth = synthetic_labels((200, 240), 60, seed=seed)
+        assert truth.max() > 25
+        pred = decoder(ideal_output(truth, net.config))[0, 0].numpy()
+        s = summarise(match_counts(truth, pred))
+        assert s["f1@0.5"] == 1.0 and s["f1@0.9"] == 1.0
+        assert same_partition(truth, pred)
+
+
+def test_scripted_equals_eager():
+    net = ideal_model()
+    decoder = build_decoder(net)
+    scripted = torch.jit.script(decoder)
+    truth = synthetic_labels((128, 128), 30, seed=5)
+    raw = ideal_output(truth, net.config)
+    noisy = raw + 0.3 * torch.randn_like(raw, generator=torch.Generator().manual_seed(0))
+    for r in (raw, noisy):
+        assert torch.equal(decoder(r), scripted(r))
+        assert torch.equal(decoder(r, 0.6, 0.4, 10), scripted(r, 0.6, 0.4, 10))
+
+
+def test_min_area_filter_applies():
+    net = ideal_model()
+    decoder = build_decoder(net)
+    truth = synthetic_labels((128, 128), 30, seed=2)
+    raw = ideal_output(truth, net.config)
+    areas = np.bincount(truth.ravel())[1:]
+    cut = int(np.median(areas))
+    pred = decoder(raw, min_area=cut)[0, 0].numpy()
+    kept = np.bincount(pred.ravel())[1:]
+    assert (kept >= cut).all()
+    assert len(kept) == int((areas >= cut).sum())
+    assert pred.max() == len(kept)  # labels stay sequential
+
+
+def test_seed_cap_and_noise():
+    g = torch.Generator().manual_seed(1)
+    noise = torch.rand(512, 512, generator=g)
+    coords, values = find_seeds(noise, 0.5, 2, 300)
+    assert coords.shape[0] == 300
+    assert bool((values[:-1] >= values[1:]).all())
+    # a whole noise map through the decoder stays bounded by the cap
+    net = ideal_model()
+    decoder = build_decoder(net)
+    raw = torch.randn(1, 4, 256, 256, generator=g) * 3
+    labels = decoder(raw)[0, 0]
+    from phenoseg.postprocess.seeds import max_seeds_for
+
+    assert int(labels.max()) <= max_seeds_for(256, 256, net.config.postprocess.max_seeds_per_mpx)
+
+
+def test_empty_and_flat_maps():
+    net = ideal_model()
+    decoder = build_decoder(net)
+    raw = torch.full((2, 4, 64, 64), -10.0)
+    out = decoder(raw)
+    assert out.shape == (2, 1, 64, 64) and out.dtype == torch.int32 and int(out.max()) == 0
+
+
+def test_connected_components_and_seed_component():
+    a = torch.tensor([0, 2, 5])
+    b = torch.tensor([1, 3, 4])
+    comp = connected_components(6, a, b)
+    assert comp.tolist() == [0, 0, 2, 2, 4, 4]
+    lab = torch.zeros(12, 12, dtype=torch.long)
+    lab[2:7, 2:7] = 1  # main piece of object 1
+    lab[10, 10] = 1  # a far fragment of object 1
+    lab[8:11, 0:3] = 2  # a compact object
+    out = drop_fragments(lab.reshape(-1), 12, 12).view(12, 12)
+    assert out[10, 10] == 0 and int((out == 1).sum()) == 25 and int((out == 2).sum()) == 9
