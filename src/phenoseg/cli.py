@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"])
     tr.add_argument("--name")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    tr.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     tr.add_argument("--quiet", action="store_true")
 
     mo = sub.add_parser("models", help="list the bundled models")

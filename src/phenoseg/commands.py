@@ -217,6 +217,10 @@ def run_train(args: argparse.Namespace) -> int:
     from phenoseg.cli import _dataset_pixel_sizes
     from phenoseg.training.trainer import TrainOptions, train
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.minutes is None and args.steps is None:
         raise PhenosegError("give a budget: --minutes N and/or --steps N")
     try:

@@ -18,9 +18,13 @@ def build_decoder(net: InstanSegNet) -> InstanceDecoder:
 
 @torch.no_grad()
 def network_output(
-    net: InstanSegNet, image: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+    net: InstanSegNet, image: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
+    runner: torch.nn.Module | None = None,
 ) -> torch.Tensor:
-    """Raw maps (1, T·C, H, W) for a normalised (C, H, W) image; padding to the stride is undone."""
+    """Raw maps (1, T·C, H, W) for a normalised (C, H, W) image; padding to the stride is undone.
+
+    ``runner`` is an equivalent faster module for ``net`` (see :mod:`phenoseg.inference.optimise`).
+    """
     t = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32)[None].to(device)
     padded, (h, w) = pad_to_multiple(t, net.stride, minimum=net.stride * 2)
-    return net(padded)[..., :h, :w]
+    return (runner or net)(padded)[..., :h, :w]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from phenoseg.errors import PhenosegError
+from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.preprocess import percentile_normalise, resample_image, resize_labels
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.io.images import Image, read_image
@@ -18,6 +19,7 @@ from phenoseg.models.zoo import bundled_model_dirs, load_model
 from phenoseg.training.trainer import pick_device
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
+FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Segmenter:
         self.device = pick_device(device)
         self._model_arg = model
         self._cache: dict[str, InstanSegNet] = {}
+        self._frozen: dict[int, torch.nn.Module] = {}
         self.thresholds = {"seed_threshold": seed_threshold, "mask_threshold": mask_threshold,
                            "min_area": min_area_px}
 
@@ -75,6 +78,15 @@ class Segmenter:
                 f"model '{net.config.name}' expects {net.config.in_channels} channel(s), the image has {n_channels}"
             )
         return net
+
+    def _runner(self, net: InstanSegNet, n_pixels: int) -> torch.nn.Module | None:
+        """A frozen channels-last copy of ``net`` for CPU work on large images (built once)."""
+        if self.device.type != "cpu" or n_pixels < FREEZE_MIN_PIXELS:
+            return None
+        key = id(net)
+        if key not in self._frozen:
+            self._frozen[key] = frozen_network(net)
+        return self._frozen[key]
 
     def segment(
         self, image: Image | np.ndarray | str | os.PathLike, pixel_size_um: float | None = None
@@ -105,7 +117,7 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         t2 = time.perf_counter()
-        raw = network_output(net, data, self.device)
+        raw = network_output(net, data, self.device, self._runner(net, data.shape[-2] * data.shape[-1]))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t3 = time.perf_counter()
