@@ -1,4 +1,4 @@
-"""The `phenoseg` command: segment, evaluate, train, models."""
+"""The `phenoseg` command: segment, measure, evaluate, train, models."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from phenoseg.errors import PhenosegError
+from phenoseg.outputs import DEFAULT_OUTPUTS, OUTPUT_KINDS
 
 
 def _positive_float(text: str) -> float:
@@ -35,14 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    seg = sub.add_parser("segment", help="segment images; writes label TIFFs, GeoJSON and an overlay per input")
+    seg = sub.add_parser("segment", help="segment images; writes labels, GeoJSON, tables, overlays and a report")
     seg.add_argument("inputs", nargs="+", help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     seg.add_argument("-o", "--output", help="output folder (default: a phenoseg/ folder next to each input)")
     seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
     seg.add_argument("--pixel-size", type=_positive_float, help="µm per pixel of the inputs (overrides metadata)")
     seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    seg.add_argument("--outputs", default="labels,geojson,overlay",
-                     help="comma-separated: labels, geojson, overlay (default: all three)")
+    seg.add_argument("--outputs", default=DEFAULT_OUTPUTS,
+                     help=f"comma-separated, from {', '.join(OUTPUT_KINDS)} (default: {DEFAULT_OUTPUTS})")
+    seg.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
     seg.add_argument("--seed-threshold", type=float, help="override the model's seed threshold")
     seg.add_argument("--mask-threshold", type=float, help="override the model's membership threshold")
     seg.add_argument("--min-area", type=int, help="drop objects smaller than this (px at model resolution)")
@@ -81,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     tr.add_argument("--quiet", action="store_true")
 
+    me = sub.add_parser("measure", help="measure objects of existing label images (from any program)")
+    me.add_argument("image", help="the image the labels belong to")
+    me.add_argument("--nuclei", required=True, help="nucleus label image")
+    me.add_argument("--cells", help="cell label image")
+    me.add_argument("--pixel-size", type=_positive_float, help="µm per pixel (overrides metadata)")
+    me.add_argument("-o", "--output", required=True, help="output folder")
+    me.add_argument("--outputs", default="csv", help=f"comma-separated, from {', '.join(OUTPUT_KINDS[1:])}")
+    me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
+    me.add_argument("--quiet", action="store_true")
+
     mo = sub.add_parser("models", help="list the bundled models")
     mo.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -90,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 some inputs failed, 2 usage or fatal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from phenoseg.commands import run_evaluate, run_models, run_segment, run_train
+    from phenoseg.commands import run_evaluate, run_measure, run_models, run_segment, run_train
 
-    handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models}
+    handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models,
+                "measure": run_measure}
     try:
         return handlers[args.command](args)
     except PhenosegError as exc:

@@ -9,10 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from phenoseg.errors import PhenosegError
 from phenoseg.io.images import SUPPORTED_SUFFIXES
 
-OUTPUT_KINDS = ("labels", "geojson", "overlay")
 LABEL_SUFFIXES = (".tif", ".tiff", ".png")
 
 
@@ -39,66 +40,37 @@ def ensure_writable(folder: Path) -> None:
         raise PhenosegError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
 
 
-def parse_outputs(text: str) -> list[str]:
-    """Validate the --outputs list."""
-    kinds = [k.strip() for k in text.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in OUTPUT_KINDS]
-    if bad or not kinds:
-        raise PhenosegError(
-            f"--outputs: unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
-        )
-    return kinds
-
-
 def _say(args: argparse.Namespace, msg: str) -> None:
     if not getattr(args, "quiet", False):
         print(msg, flush=True)
 
 
-def write_outputs(result, image, stem: str, outdir: Path, kinds: list[str]) -> list[Path]:
-    """Write the chosen outputs of one segmented image; returns the files written."""
-    from phenoseg.io.geojson import write_geojson
-    from phenoseg.io.labels import write_labels
-    from phenoseg.io.overlay import overlay, write_png
+def _finish_batch(args: argparse.Namespace, files: list[Path], failures: list[tuple[Path, str]], reports: list,
+                  report_dir: Path | None, parameters: dict) -> int:
+    """Write the run's report, list failures, choose the exit code."""
+    if reports and report_dir is not None:
+        from phenoseg.io.report import write_report
 
-    written = []
-    main_target = "cells" if "cells" in result.labels else "nuclei"
-    if "labels" in kinds:
-        for target, labels in result.labels.items():
-            written.append(write_labels(outdir / f"{stem}_{target}.tif", labels, result.pixel_size_um))
-    if "geojson" in kinds:
-        obj_type = "cell" if main_target == "cells" else "detection"
-        written.append(write_geojson(outdir / f"{stem}.geojson", result.labels[main_target], obj_type,
-                                     result.scores.get(main_target)))
-    if "overlay" in kinds:
-        written.append(write_png(outdir / f"{stem}_overlay.png", overlay(image.data, result.labels[main_target])))
-    return written
+        path = write_report(report_dir / "report.html", reports, parameters, [(str(p), m) for p, m in failures])
+        _say(args, f"report: {path}")
+    if failures:
+        print(f"phenoseg: {len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
+        for path, msg in failures:
+            print(f"  {path}: {msg}", file=sys.stderr)
+        return 1
+    _say(args, f"done: {len(files)} image(s)")
+    return 0
 
 
-def run_segment(args: argparse.Namespace) -> int:
-    """`phenoseg segment`: every input is tried; failures are listed at the end (exit 1)."""
-    from phenoseg.inference.segmenter import Segmenter
-    from phenoseg.io.images import read_image
-
-    kinds = parse_outputs(args.outputs)
-    files = expand_inputs(args.inputs)
-    if not files:
-        raise PhenosegError("no input images found")
-    if args.output:
-        ensure_writable(Path(args.output))
-    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area)
+def _run_batch(args: argparse.Namespace, files: list[Path], process) -> tuple[list, list]:
+    """Call ``process(path)`` for every input; PhenosegError and unexpected errors become failures."""
     failures: list[tuple[Path, str]] = []
+    reports = []
     for path in files:
         try:
-            image = read_image(path)
-            outdir = Path(args.output) if args.output else path.parent / "phenoseg"
-            if not args.output:
-                ensure_writable(outdir)
-            result = seg.segment(image, args.pixel_size)
-            counts = ", ".join(f"{len(set(v.ravel().tolist())) - (v.min() == 0)} {k}" for k, v in result.labels.items())
-            written = write_outputs(result, image, path.stem, outdir, kinds)
-            _say(args, f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
-                       f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
+            report = process(path)
+            if report is not None:
+                reports.append(report)
         except PhenosegError as exc:
             failures.append((path, str(exc)))
             print(f"phenoseg: error: {exc}", file=sys.stderr)
@@ -107,13 +79,81 @@ def run_segment(args: argparse.Namespace) -> int:
                 raise
             failures.append((path, f"{type(exc).__name__}: {exc}"))
             print(f"phenoseg: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    if failures:
-        print(f"phenoseg: {len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
-        for path, msg in failures:
-            print(f"  {path}: {msg}", file=sys.stderr)
-        return 1
-    _say(args, f"done: {len(files)} image(s)")
-    return 0
+    return failures, reports
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """`phenoseg segment`: every input is tried; failures are listed at the end (exit 1)."""
+    from phenoseg.inference.segmenter import Segmenter
+    from phenoseg.io.images import read_image
+    from phenoseg.outputs import ObjectSet, parse_outputs, write_image_outputs
+
+    kinds = parse_outputs(args.outputs)
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise PhenosegError("no input images found")
+    if args.regions and not Path(args.regions).is_file():
+        raise PhenosegError(f"--regions: no such file {args.regions}")
+    if args.output:
+        ensure_writable(Path(args.output))
+    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area)
+    announced: set[str] = set()
+
+    def process(path: Path):
+        image = read_image(path)
+        outdir = Path(args.output) if args.output else path.parent / "phenoseg"
+        if not args.output:
+            ensure_writable(outdir)
+        result = seg.segment(image, args.pixel_size)
+        if args.model == "auto" and result.model not in announced:
+            announced.add(result.model)
+            kind = "RGB" if image.data.shape[0] == 3 else f"{image.data.shape[0]}-channel"
+            _say(args, f"using bundled model '{result.model}' for {kind} images (choose another with --model)")
+        objects = ObjectSet(result.labels["nuclei"], result.labels.get("cells"), result.scores.get("nuclei"),
+                            result.model, result.pixel_size_um, result.timings["total_s"])
+        written, report = write_image_outputs(objects, image, path.stem, outdir, kinds,
+                                              Path(args.regions) if args.regions else None)
+        counts = ", ".join(f"{int(len(np.unique(v))) - int(v.min() == 0)} {k}" for k, v in result.labels.items())
+        _say(args, f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
+                   f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
+        return report
+
+    failures, reports = _run_batch(args, files, process)
+    report_dir = Path(args.output) if args.output else (files[0].parent / "phenoseg")
+    params = {"model": args.model, "pixel_size": args.pixel_size, "device": args.device, "outputs": kinds,
+              "seed_threshold": args.seed_threshold, "mask_threshold": args.mask_threshold,
+              "min_area": args.min_area, "regions": args.regions, "inputs": [str(f) for f in files]}
+    return _finish_batch(args, files, failures, reports, report_dir if "report" in kinds else None, params)
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    """`phenoseg measure IMAGE --nuclei N.tif [--cells C.tif]`: measurements of existing label images."""
+    from phenoseg.io.images import read_image
+    from phenoseg.io.labels import read_labels
+    from phenoseg.outputs import ObjectSet, parse_outputs, write_image_outputs
+
+    kinds = parse_outputs(args.outputs)
+    outdir = Path(args.output)
+    ensure_writable(outdir)
+    path = Path(args.image)
+
+    def process(p: Path):
+        image = read_image(p)
+        nuclei = read_labels(args.nuclei)
+        cells = read_labels(args.cells) if args.cells else None
+        for name, lab in (("--nuclei", nuclei), ("--cells", cells)):
+            if lab is not None and lab.shape != image.shape_yx:
+                raise PhenosegError(f"{name}: label image {lab.shape} does not match the image {image.shape_yx}")
+        px = args.pixel_size or image.pixel_size_um
+        objects = ObjectSet(nuclei, cells, None, "", px)
+        written, report = write_image_outputs(objects, image, p.stem, outdir, kinds,
+                                              Path(args.regions) if args.regions else None, write_label_images=False)
+        _say(args, f"{p}: measured {report.n_objects if report else ''} objects → {', '.join(map(str, written))}")
+        return report
+
+    failures, reports = _run_batch(args, [path], process)
+    params = {"image": str(path), "nuclei": args.nuclei, "cells": args.cells, "pixel_size": args.pixel_size}
+    return _finish_batch(args, [path], failures, reports, outdir if "report" in kinds else None, params)
 
 
 def _find_pred(pred_dir: Path, stem: str) -> Path | None:

@@ -63,22 +63,35 @@ def object_polygons(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
 
 
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str = "detection",
-                  scores: np.ndarray | None = None, measurements: dict[int, dict] | None = None) -> Path:
-    """Stream a FeatureCollection of the objects in ``labels`` to ``path`` (temp file + rename)."""
+                  scores: np.ndarray | None = None, measurements: dict[int, dict] | None = None,
+                  nuclei: np.ndarray | None = None, classes: dict[int, tuple[str, tuple[int, int, int]]] | None = None,
+                  ) -> Path:
+    """Stream a QuPath FeatureCollection of the objects in ``labels`` to ``path`` (temp file + rename).
+
+    ``object_type`` "detection" (nuclei) or "cell"; for cells, ``nuclei`` (labelled with the cell ids)
+    gives each feature its ``nucleusGeometry``. ``measurements`` maps label → {QuPath name: value};
+    ``scores`` (index label − 1) adds "Detection probability"; ``classes`` maps label → (name, rgb).
+    """
     p = Path(path)
+    nucleus_geoms = dict(object_polygons(nuclei)) if nuclei is not None else {}
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write('{"type": "FeatureCollection", "features": [')
             first = True
             for label, geom in object_polygons(labels):
-                props: dict = {"objectType": object_type, "name": f"{object_type} {label}", "label": label}
-                meas = dict((measurements or {}).get(label, {}))
+                props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
+                meas = {"Label": label}
+                meas.update((measurements or {}).get(label, {}))
                 if scores is not None and label - 1 < len(scores):
                     meas["Detection probability"] = round(float(scores[label - 1]), 4)
-                if meas:
-                    props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+                props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+                if classes and label in classes:
+                    name, colour = classes[label]
+                    props["classification"] = {"name": name, "color": list(colour)}
                 feature = {"type": "Feature", "id": str(uuid.uuid4()), "geometry": geom, "properties": props}
+                if label in nucleus_geoms:
+                    feature["nucleusGeometry"] = nucleus_geoms[label]
                 fh.write(("" if first else ",") + "\n" + json.dumps(feature, ensure_ascii=False))
                 first = False
             fh.write("\n]}\n")

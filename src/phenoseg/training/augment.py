@@ -16,18 +16,21 @@ _HED_INV = np.linalg.inv(_HED).astype(np.float32)
 
 
 def random_crop(sample: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A size×size crop (padded with ignore labels where the image is smaller)."""
+    """A size×size crop. Images smaller than the crop are reflect-padded (labels −1 there: ignored), so
+    the network never sees artificial constant borders that would skew its normalisation statistics."""
     c, h, w = sample.image.shape
-    img = np.zeros((c, size, size), np.float32)
-    lab = np.full((size, size), -1, np.int32)
-    seed = np.zeros((size, size), np.float32)
     y0 = int(rng.integers(0, max(1, h - size + 1)))
     x0 = int(rng.integers(0, max(1, w - size + 1)))
-    ch, cw = min(size, h), min(size, w)
-    img[:, :ch, :cw] = sample.image[:, y0 : y0 + ch, x0 : x0 + cw]
-    lab[:ch, :cw] = sample.labels[y0 : y0 + ch, x0 : x0 + cw]
-    seed[:ch, :cw] = sample.seed[y0 : y0 + ch, x0 : x0 + cw]
-    return img, lab, seed
+    img = sample.image[:, y0 : y0 + size, x0 : x0 + size]
+    lab = sample.labels[y0 : y0 + size, x0 : x0 + size]
+    seed = sample.seed[y0 : y0 + size, x0 : x0 + size]
+    ph, pw = size - img.shape[1], size - img.shape[2]
+    if ph or pw:
+        mode = "reflect" if ph < img.shape[1] and pw < img.shape[2] else "symmetric"
+        img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode=mode)
+        lab = np.pad(lab, ((0, ph), (0, pw)), constant_values=-1)
+        seed = np.pad(seed, ((0, ph), (0, pw)))
+    return img.astype(np.float32), lab.astype(np.int32), seed.astype(np.float32)
 
 
 def geometric(img: np.ndarray, lab: np.ndarray, seed: np.ndarray, rng: np.random.Generator):

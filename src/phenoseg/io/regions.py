@@ -1,0 +1,77 @@
+"""QuPath annotation GeoJSON → a mask of the regions to analyse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from skimage.draw import polygon as draw_polygon
+
+from phenoseg.errors import PhenosegError
+
+
+def _rings(geometry: dict) -> list[tuple[list, list[list]]]:
+    kind = geometry.get("type")
+    coords = geometry.get("coordinates", [])
+    if kind == "Polygon":
+        return [(coords[0], coords[1:])] if coords else []
+    if kind == "MultiPolygon":
+        return [(poly[0], poly[1:]) for poly in coords if poly]
+    return []
+
+
+def read_regions(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean (Y, X) mask of the polygons in a GeoJSON file (holes cut out).
+
+    Features whose ``objectType`` is given and is not "annotation" are ignored (detections, cells).
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PhenosegError(f"{p}: cannot read regions GeoJSON ({exc})") from exc
+    features = data.get("features", []) if isinstance(data, dict) and data.get("type") == "FeatureCollection" else (
+        data if isinstance(data, list) else [data])
+    mask = np.zeros(shape, bool)
+    n = 0
+    for f in features:
+        if not isinstance(f, dict) or "geometry" not in f:
+            continue
+        kind = (f.get("properties") or {}).get("objectType", f.get("objectType", "annotation"))
+        if kind != "annotation":
+            continue
+        for outer, holes in _rings(f["geometry"] or {}):
+            ring = np.asarray(outer, dtype=float)
+            rr, cc = draw_polygon(ring[:, 1] - 0.5, ring[:, 0] - 0.5, shape)
+            mask[rr, cc] = True
+            for hole in holes:
+                h = np.asarray(hole, dtype=float)
+                rr, cc = draw_polygon(h[:, 1] - 0.5, h[:, 0] - 0.5, shape)
+                mask[rr, cc] = False
+            n += 1
+    if n == 0:
+        raise PhenosegError(f"{p}: no annotation polygons found")
+    return mask
+
+
+def keep_in_regions(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Zero every object whose centroid lies outside ``mask`` (labels keep their values)."""
+    lab = labels.astype(np.int64)
+    n = int(lab.max(initial=0))
+    if n == 0:
+        return labels
+    h, w = lab.shape
+    yy, xx = np.indices((h, w))
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.bincount(lab.ravel(), yy.ravel(), n + 1) / area
+        cx = np.bincount(lab.ravel(), xx.ravel(), n + 1) / area
+    ok = np.zeros(n + 1, bool)
+    present = area > 0
+    iy = np.clip(np.nan_to_num(cy).round().astype(int), 0, h - 1)
+    ix = np.clip(np.nan_to_num(cx).round().astype(int), 0, w - 1)
+    ok[present] = mask[iy[present], ix[present]]
+    ok[0] = False
+    return np.where(ok[lab], labels, 0).astype(labels.dtype)

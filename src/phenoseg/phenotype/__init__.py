@@ -1,0 +1,1 @@
+"""Per-object measurements: morphology, per-compartment intensities, nucleus ↔ cell assignment."""
