@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
     me.add_argument("--quiet", action="store_true")
 
+    ex = sub.add_parser("export", help="export a model (whole-pipeline TorchScript for LibTorch / QuPath)")
+    ex.add_argument("--model", required=True, help="bundled model name or model folder")
+    ex.add_argument("--format", default="torchscript", choices=["torchscript"])
+    ex.add_argument("-o", "--output", required=True, help="output file (.pt)")
+
     mo = sub.add_parser("models", help="list the bundled models")
     mo.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -102,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 some inputs failed, 2 usage or fatal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from phenoseg.commands import run_evaluate, run_measure, run_models, run_segment, run_train
+    from phenoseg.commands import run_evaluate, run_export, run_measure, run_models, run_segment, run_train
 
     handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models,
-                "measure": run_measure}
+                "measure": run_measure, "export": run_export}
     try:
         return handlers[args.command](args)
     except PhenosegError as exc:

@@ -293,3 +293,17 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"{r['name']:<24} {r['modality']:<13} {r['pixel_size_um']:g} µm/px  channels: {', '.join(r['channels'])}"
               f"  targets: {', '.join(r['targets'])}")
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`phenoseg export --format torchscript`."""
+    from phenoseg.export.torchscript import export_torchscript
+    from phenoseg.models.zoo import load_model
+
+    out = Path(args.output)
+    ensure_writable(out.parent if str(out.parent) else Path("."))
+    net = load_model(args.model)
+    path = export_torchscript(net, out)
+    print(f"wrote {path} (model {net.config.name}, {net.config.pixel_size_um:g} µm/px, "
+          f"channels {', '.join(net.config.channel_names)}, targets {', '.join(net.config.targets)})")
+    return 0

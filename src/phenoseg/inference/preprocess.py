@@ -20,6 +20,20 @@ def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9)
     return out
 
 
+def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9) -> torch.Tensor:
+    """Torch twin of :func:`percentile_normalise` for (C, H, W) float tensors (TorchScript-compatible).
+
+    Statistics come from the same subsample (every ``H // 1024``-th row and ``W // 1024``-th column).
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    sample = x[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(x.shape[0], -1).to(torch.float64)
+    q = torch.tensor([low / 100.0, high / 100.0], dtype=torch.float64, device=x.device)
+    bounds = torch.quantile(sample, q, dim=1)
+    lo, hi = bounds[0], bounds[1]
+    hi = torch.where(hi <= lo, lo + 1.0, hi)
+    return ((x.to(torch.float64) - lo[:, None, None]) / (hi - lo)[:, None, None]).to(torch.float32)
+
+
 def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
     """Scale a (C, Y, X) float image by ``factor`` (bilinear, anti-aliased when shrinking)."""
     if abs(factor - 1.0) < 1e-3:

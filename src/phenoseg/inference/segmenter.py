@@ -11,7 +11,7 @@ import torch
 
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.optimise import frozen_network
-from phenoseg.inference.preprocess import percentile_normalise, resample_image, resize_labels
+from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, resize_labels
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
@@ -113,7 +113,8 @@ class Segmenter:
             )
         t1 = time.perf_counter()
         lo, hi = cfg.norm_percentiles
-        data = resample_image(percentile_normalise(image.data, lo, hi), px / cfg.pixel_size_um)
+        normalised = percentile_normalise_tensor(torch.from_numpy(image.data.astype(np.float32)), lo, hi)
+        data = resample_image(normalised.numpy(), px / cfg.pixel_size_um)
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         t2 = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Exporting models: a whole-pipeline TorchScript file that runs with LibTorch alone."""

@@ -1,0 +1,72 @@
+"""Whole-pipeline TorchScript: normalisation → padding → network → postprocessing → int32 labels.
+
+The file runs from LibTorch (C++, Java / QuPath) or ``torch.jit.load`` without phenoseg installed. It
+reuses the package's own :class:`~phenoseg.postprocess.InstanceDecoder` (no second copy).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from phenoseg.inference.preprocess import pad_to_multiple, percentile_normalise_tensor
+from phenoseg.inference.runner import build_decoder
+from phenoseg.models.instanseg import InstanSegNet
+
+
+class InstanSegPipeline(nn.Module):
+    """forward(x (B, C, H, W) float at the model's pixel size) → labels (B, targets, H, W) int32.
+
+    Attributes: ``pixel_size_um``, ``channel_names``, ``targets``, ``in_channels``, ``stride``.
+    """
+
+    def __init__(self, net: InstanSegNet) -> None:
+        super().__init__()
+        cfg = net.config
+        self.net = net.eval()
+        self.decoder = build_decoder(net)
+        self.pixel_size_um = float(cfg.pixel_size_um)
+        self.channel_names = list(cfg.channel_names)
+        self.targets = list(cfg.targets)
+        self.in_channels = int(cfg.in_channels)
+        self.stride = int(net.stride)
+        self.low = float(cfg.norm_percentiles[0])
+        self.high = float(cfg.norm_percentiles[1])
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        normalise: bool = True,
+        seed_threshold: Optional[float] = None,
+        mask_threshold: Optional[float] = None,
+        min_area: Optional[int] = None,
+    ) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError("expected a (batch, channel, height, width) tensor")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"the model expects {self.in_channels} channel(s), got {x.shape[1]}")
+        h, w = x.shape[2], x.shape[3]
+        if h < 16 or w < 16:
+            raise ValueError("the image is too small (at least 16 x 16 pixels)")
+        x = x.to(torch.float32)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("the image contains NaN or infinite values")
+        if normalise:
+            x = torch.stack([percentile_normalise_tensor(x[i], self.low, self.high) for i in range(x.shape[0])])
+        x, _ = pad_to_multiple(x, self.stride, self.stride * 2)
+        raw = self.net(x)[:, :, :h, :w]
+        return self.decoder(raw, seed_threshold, mask_threshold, min_area)
+
+
+def export_torchscript(net: InstanSegNet, path: str | os.PathLike) -> Path:
+    """Script and save the whole pipeline of ``net`` (written to a temp name, then renamed)."""
+    p = Path(path)
+    scripted = torch.jit.script(InstanSegPipeline(net))
+    tmp = p.with_name(f".{p.name}.tmp")
+    scripted.save(str(tmp))
+    os.replace(tmp, p)
+    return p

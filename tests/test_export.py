@@ -1,0 +1,78 @@
+"""Whole-pipeline TorchScript: runs without phenoseg and equals the Segmenter."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from phenoseg.cli import main
+from phenoseg.inference.segmenter import Segmenter
+from phenoseg.models.zoo import bundled_model_dirs, load_model
+from phenoseg.synthetic import render_image, synthetic_labels
+
+RUNNER = """
+import sys, json
+import numpy as np, torch
+sys.modules["phenoseg"] = None  # phenoseg must not be importable here
+try:
+    import phenoseg  # noqa
+    raise SystemExit("phenoseg was importable")
+except ImportError:
+    pass
+m = torch.jit.load(sys.argv[1])
+x = torch.from_numpy(np.load(sys.argv[2]))
+labels = m(x)
+np.save(sys.argv[3], labels.numpy())
+print(json.dumps({"pixel_size_um": m.pixel_size_um, "channel_names": list(m.channel_names),
+                  "targets": list(m.targets)}))
+"""
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist()))
+    return len(pairs) == len(np.unique(a)) == len(np.unique(b))
+
+
+def export_and_compare(model, tmp_path, image: np.ndarray):
+    out = tmp_path / "model.pt"
+    assert main(["export", "--model", str(model), "--format", "torchscript", "-o", str(out)]) == 0
+    np.save(tmp_path / "x.npy", image[None].astype(np.float32))
+    (tmp_path / "run.py").write_text(RUNNER)
+    proc = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(out), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout.strip().splitlines()[-1])
+    exported = np.load(tmp_path / "y.npy")[0, 0]
+    net = load_model(model)
+    result = Segmenter(net, "cpu").segment(image, net.config.pixel_size_um)
+    assert same_partition(exported, result.labels["nuclei"])
+    assert meta["pixel_size_um"] == net.config.pixel_size_um and meta["targets"] == net.config.targets
+    return exported
+
+
+def test_exported_pipeline_runs_without_phenoseg(tmp_path, model_dir):
+    lab = synthetic_labels((120, 100), 15, seed=8)
+    exported = export_and_compare(model_dir, tmp_path, render_image(lab, "brightfield", seed=8))
+    assert exported.shape == (120, 100)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_model_dirs()))
+def test_bundled_models_export(tmp_path, name):
+    net = load_model(name)
+    lab = synthetic_labels((128, 128), 20, seed=9)
+    image = render_image(lab, net.config.modality, seed=9)
+    exported = export_and_compare(name, tmp_path, image)
+    assert exported.max() > 0
+
+
+def test_exported_module_rejects_bad_input(tmp_path, model_dir):
+    from phenoseg.export.torchscript import export_torchscript
+
+    m = torch.jit.load(str(export_torchscript(load_model(model_dir), tmp_path / "m.pt")))
+    for bad, msg in ((torch.rand(1, 2, 64, 64), "channel"), (torch.rand(1, 3, 8, 8), "too small"),
+                     (torch.full((1, 3, 32, 32), float("nan")), "NaN")):
+        with pytest.raises(Exception, match=msg):
+            m(bad)

@@ -1,0 +1,75 @@
+"""Package a trained model folder as a bundled model: retune thresholds on val, copy into the zoo,
+write MODEL_CARD.md.
+
+Usage: python tools/package_model.py RUN_DIR NAME --data DATASET... [--data-pixel-size NAME=UM ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from phenoseg.inference.runner import network_output
+from phenoseg.models.zoo import ZOO_DIR, load_model, save_model
+from phenoseg.training.dataset import load_manifest, load_split
+from phenoseg.training.trainer import evaluate_samples, selection_score
+
+LICENCE_NOTES = {
+    "monuseg": "CC BY-NC-SA 4.0 (MoNuSeg challenge; TCGA images)",
+    "cpm15": "not stated by the source; TCGA-derived challenge data, research use",
+    "consep_patches": "not stated by the source; CoNSeP (Warwick TIA lab) research use",
+    "dsb2018_brightfield": "CC0 1.0 (BBBC038 / Data Science Bowl 2018)",
+    "dsb2018_fluo": "CC0 1.0 (BBBC038 / Data Science Bowl 2018)",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("name")
+    parser.add_argument("--data", nargs="+", required=True)
+    parser.add_argument("--data-pixel-size", nargs="*", default=[])
+    parser.add_argument("--windows", default="48,64")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    overrides = {k: float(v) for k, v in (x.split("=") for x in args.data_pixel_size)}
+    net = load_model(args.run_dir)
+    cfg = net.config
+    samples = []
+    for d in args.data:
+        samples += load_split(d, "val", cfg.pixel_size_um, cfg.in_channels, overrides.get(Path(d).name))
+    raws = [network_output(net, s.image) for s in samples]
+    best = (-1.0, None, None)
+    for window, st, mt in itertools.product([int(w) for w in args.windows.split(",")],
+                                            (0.3, 0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6)):
+        cfg.postprocess.window = window
+        per = evaluate_samples(net, samples, "cpu", raws, seed_threshold=st, mask_threshold=mt)
+        score = selection_score(per)
+        print(window, st, mt, round(score, 4), flush=True)
+        if score > best[0]:
+            best = (score, (window, st, mt), per)
+    window, st, mt = best[1]
+    cfg.postprocess.window, cfg.postprocess.seed_threshold, cfg.postprocess.mask_threshold = window, st, mt
+    cfg.postprocess.max_seeds_per_mpx = 8000
+    cfg.name = args.name
+    cfg.metrics = {"val_model_resolution": best[2], "selection": "mean over datasets of F1^mu on val",
+                   "training_step_of_best": cfg.metrics.get("step")}
+    out = ZOO_DIR / args.name
+    if out.exists():
+        shutil.rmtree(out)
+    save_model(net, out)
+    datasets = {}
+    for d in args.data:
+        m = load_manifest(Path(d))
+        datasets[m.get("name", Path(d).name)] = {"licence": m.get("license"), "citation": m.get("citation")}
+    (out / "training_data.json").write_text(json.dumps(datasets, indent=2))
+    print("packaged", out, best[1], round(best[0], 4))
+
+
+if __name__ == "__main__":
+    main()
