@@ -76,3 +76,31 @@ def test_exported_module_rejects_bad_input(tmp_path, model_dir):
                      (torch.full((1, 3, 32, 32), float("nan")), "NaN")):
         with pytest.raises(Exception, match=msg):
             m(bad)
+
+
+def test_cpp_libtorch_program_segments(tmp_path, model_dir):
+    """Build tests/cpp/segment.cpp against the LibTorch inside the torch wheel and run it on an image."""
+    import shutil
+    from pathlib import Path
+
+    from phenoseg.export.torchscript import export_torchscript
+
+    assert shutil.which("cmake") and shutil.which("g++"), "cmake and g++ are needed to build the LibTorch check"
+    src = Path(__file__).parent / "cpp"
+    build = tmp_path / "build"
+    build.mkdir()
+    prefix = torch.utils.cmake_prefix_path
+    for cmd in (["cmake", f"-DCMAKE_PREFIX_PATH={prefix}", str(src)], ["make", "-j2"]):
+        proc = subprocess.run(cmd, cwd=build, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    model = export_torchscript(load_model(model_dir), tmp_path / "m.pt")
+    lab = synthetic_labels((96, 112), 12, seed=2)
+    image = render_image(lab, "brightfield", seed=2).astype(np.float32)
+    image.tofile(tmp_path / "img.raw")
+    proc = subprocess.run([str(build / "segment"), str(model), str(tmp_path / "img.raw"), "3", "96", "112",
+                           str(tmp_path / "out.raw")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pixel_size_um 0.5" in proc.stdout
+    cpp_labels = np.fromfile(tmp_path / "out.raw", dtype=np.int32).reshape(96, 112)
+    py_labels = torch.jit.load(str(model))(torch.from_numpy(image)[None])[0, 0].numpy()
+    assert np.array_equal(cpp_labels, py_labels)
