@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--seed-threshold", type=float, help="override the model's seed threshold")
     seg.add_argument("--mask-threshold", type=float, help="override the model's membership threshold")
     seg.add_argument("--min-area", type=int, help="drop objects smaller than this (px at model resolution)")
+    seg.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations; ~8× slower)")
     seg.add_argument("--quiet", action="store_true", help="print only errors")
 
     ev = sub.add_parser("evaluate", help="F1 / SQ / PQ of predictions (or of a model on a dataset)")
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="val")
     ev.add_argument("--pixel-size", type=_positive_float, help="µm/px of the dataset's images when it has none")
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    ev.add_argument("--tta", action="store_true", help="test-time augmentation when running --model")
     ev.add_argument("--json", help="write the scores as JSON here")
     ev.add_argument("--quiet", action="store_true")
 

@@ -96,7 +96,7 @@ def run_segment(args: argparse.Namespace) -> int:
         raise PhenosegError(f"--regions: no such file {args.regions}")
     if args.output:
         ensure_writable(Path(args.output))
-    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area)
+    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta)
     announced: set[str] = set()
 
     def process(path: Path):
@@ -121,6 +121,7 @@ def run_segment(args: argparse.Namespace) -> int:
     failures, reports = _run_batch(args, files, process)
     report_dir = Path(args.output) if args.output else (files[0].parent / "phenoseg")
     params = {"model": args.model, "pixel_size": args.pixel_size, "device": args.device, "outputs": kinds,
+              "tta": args.tta,
               "seed_threshold": args.seed_threshold, "mask_threshold": args.mask_threshold,
               "min_area": args.min_area, "regions": args.regions, "inputs": [str(f) for f in files]}
     return _finish_batch(args, files, failures, reports, report_dir if "report" in kinds else None, params)
@@ -206,7 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         root = Path(args.data)
         manifest = load_manifest(root)
-        seg = Segmenter(args.model, args.device)
+        seg = Segmenter(args.model, args.device, tta=args.tta)
         ids = [i for i, s in manifest["split"].items() if s == args.split]
         if not ids:
             raise PhenosegError(f"{root}: no images in split '{args.split}'")

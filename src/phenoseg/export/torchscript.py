@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -41,9 +40,9 @@ class InstanSegPipeline(nn.Module):
         self,
         x: torch.Tensor,
         normalise: bool = True,
-        seed_threshold: Optional[float] = None,
-        mask_threshold: Optional[float] = None,
-        min_area: Optional[int] = None,
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
     ) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError("expected a (batch, channel, height, width) tensor")

@@ -13,6 +13,7 @@ from phenoseg.errors import PhenosegError
 from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, resize_labels
 from phenoseg.inference.runner import build_decoder, network_output
+from phenoseg.inference.tta import TRANSFORMS, apply, undo_output
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
@@ -54,8 +55,9 @@ class Segmenter:
 
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", device: str = "auto",
                  seed_threshold: float | None = None, mask_threshold: float | None = None,
-                 min_area_px: int | None = None) -> None:
+                 min_area_px: int | None = None, tta: bool = False) -> None:
         self.device = pick_device(device)
+        self.tta = tta
         self._model_arg = model
         self._cache: dict[str, InstanSegNet] = {}
         self._frozen: dict[int, torch.nn.Module] = {}
@@ -118,11 +120,19 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         t2 = time.perf_counter()
-        raw = network_output(net, data, self.device, self._runner(net, data.shape[-2] * data.shape[-1]))
+        runner = self._runner(net, data.shape[-2] * data.shape[-1])
+        thresholds = {k: v for k, v in self.thresholds.items() if v is not None}
+        if self.tta:
+            x = torch.from_numpy(np.ascontiguousarray(data))
+            raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip, cfg)
+                    for k, flip in TRANSFORMS]
+        else:
+            raw = network_output(net, data, self.device, runner)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t3 = time.perf_counter()
-        labels, scores = build_decoder(net).decode(raw, **{k: v for k, v in self.thresholds.items() if v is not None})
+        decoder = build_decoder(net)
+        labels, scores = decoder.decode_tta(raws, **thresholds) if self.tta else decoder.decode(raw, **thresholds)
         t4 = time.perf_counter()
         shape = image.shape_yx
         out_labels = {}

@@ -58,6 +58,46 @@ class InstanceDecoder(nn.Module):
         return labels
 
     @torch.jit.export
+    def decode_tta(
+        self,
+        raws: list[torch.Tensor],
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Like :meth:`decode` for several outputs of the same image batch (test-time augmentation,
+        already mapped back): seed maps are averaged, memberships combined by an element-wise median."""
+        st = self.seed_threshold if seed_threshold is None else seed_threshold
+        mt = self.mask_threshold if mask_threshold is None else mask_threshold
+        ma = self.min_area if min_area is None else min_area
+        ft = min(self.foreground_threshold, st)
+        b, _, h, w = raws[0].shape
+        out = torch.zeros(b, len(self.mlps), h, w, dtype=torch.int32, device=raws[0].device)
+        cap = max_seeds_for(h, w, self.max_seeds_per_mpx)
+        all_scores: list[list[torch.Tensor]] = []
+        for _ in range(b):
+            all_scores.append([])
+        for t, mlp in enumerate(self.mlps):
+            parts = [split_target(r, t, self.dim_positional, self.dim_conditional, self.offset_range) for r in raws]
+            seed_prob = torch.stack([torch.sigmoid(p[0]) for p in parts]).mean(0)
+            for i in range(b):
+                centres, values = find_seeds(seed_prob[i], st, self.seed_radius, cap)
+                owner, pix, dy, dx = candidate_pairs(seed_prob[i] > ft, centres, self.window)
+                probs = torch.stack([
+                    torch.sigmoid(mlp(pair_features(p[1][i], p[2][i], centres, owner, pix, dy, dx,
+                                                    self.coord_scale)).squeeze(-1))
+                    for p in parts
+                ])
+                ordered = torch.sort(probs, dim=0)[0]
+                n = ordered.shape[0]
+                median = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
+                labels, scores = merge_and_label(owner, pix, median, values, h, w, mt, self.iou_threshold, ma,
+                                                 self.cleanup)
+                out[i, t] = labels
+                all_scores[i].append(scores)
+        return out, all_scores
+
+    @torch.jit.export
     def decode(
         self,
         raw: torch.Tensor,
