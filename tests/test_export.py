@@ -104,3 +104,15 @@ def test_cpp_libtorch_program_segments(tmp_path, model_dir):
     cpp_labels = np.fromfile(tmp_path / "out.raw", dtype=np.int32).reshape(96, 112)
     py_labels = torch.jit.load(str(model))(torch.from_numpy(image)[None])[0, 0].numpy()
     assert np.array_equal(cpp_labels, py_labels)
+
+
+@pytest.mark.parametrize("suffix", ["", ".zip"])
+def test_bioimageio_package_validates(tmp_path, model_dir, capsys, suffix):
+    import zipfile
+
+    out = tmp_path / f"pkg{suffix}"
+    assert main(["export", "--model", str(model_dir), "--format", "bioimageio", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "validation: valid-format" in printed or "validation: passed" in printed
+    names = set(zipfile.ZipFile(out).namelist()) if suffix else {p.name for p in out.iterdir()}
+    assert {"rdf.yaml", "instanseg.pt", "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names

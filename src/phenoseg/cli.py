@@ -97,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="export a model (whole-pipeline TorchScript for LibTorch / QuPath)")
     ex.add_argument("--model", required=True, help="bundled model name or model folder")
-    ex.add_argument("--format", default="torchscript", choices=["torchscript"])
-    ex.add_argument("-o", "--output", required=True, help="output file (.pt)")
+    ex.add_argument("--format", default="torchscript", choices=["torchscript", "bioimageio"])
+    ex.add_argument("-o", "--output", required=True,
+                    help="output: FILE.pt (torchscript), or a folder / FILE.zip (bioimageio)")
+    ex.add_argument("--no-validate", action="store_true", help="bioimageio: skip bioimageio.spec validation")
 
     mo = sub.add_parser("models", help="list the bundled models")
     mo.add_argument("--json", action="store_true", help="print JSON")
