@@ -1,5 +1,7 @@
 """Reading images: axes, pixel size from metadata, and bad files."""
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -70,3 +72,9 @@ def test_labels_round_trip(tmp_path):
     back = read_labels(tmp_path / "l.tif")
     assert back.dtype == np.uint32 and np.array_equal(back, lab)
     assert not list(tmp_path.glob("*.tmp"))
+    old = os.umask(0o022)
+    try:
+        write_labels(tmp_path / "m.tif", lab)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.tif").stat().st_mode & 0o777 == 0o644  # not the 0600 of a raw temp file

@@ -35,18 +35,20 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--data-pixel-size", nargs="*", default=[])
     parser.add_argument("--windows", default="48,64")
+    parser.add_argument("--no-tune", action="store_true", help="keep the thresholds the trainer tuned")
     args = parser.parse_args()
     torch.set_num_threads(2)
     overrides = {k: float(v) for k, v in (x.split("=") for x in args.data_pixel_size)}
     net = load_model(args.run_dir)
     cfg = net.config
     samples = []
-    for d in args.data:
+    for d in args.data if not args.no_tune else []:
         samples += load_split(d, "val", cfg.pixel_size_um, cfg.in_channels, overrides.get(Path(d).name))
     raws = [network_output(net, s.image) for s in samples]
-    best = (-1.0, None, None)
-    for window, st, mt in itertools.product([int(w) for w in args.windows.split(",")],
-                                            (0.3, 0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6)):
+    pp = cfg.postprocess
+    best = (-1.0, (pp.window, pp.seed_threshold, pp.mask_threshold), cfg.metrics.get("val_model_resolution"))
+    grid = itertools.product([int(w) for w in args.windows.split(",")], (0.3, 0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6))
+    for window, st, mt in grid if samples else []:
         cfg.postprocess.window = window
         per = evaluate_samples(net, samples, "cpu", raws, seed_threshold=st, mask_threshold=mt)
         score = selection_score(per)
@@ -68,7 +70,7 @@ def main() -> None:
         m = load_manifest(Path(d))
         datasets[m.get("name", Path(d).name)] = {"licence": m.get("license"), "citation": m.get("citation")}
     (out / "training_data.json").write_text(json.dumps(datasets, indent=2))
-    print("packaged", out, best[1], round(best[0], 4))
+    print("packaged", out, best[1])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from torch import nn
 
 from phenoseg.inference.preprocess import pad_to_multiple, percentile_normalise_tensor
 from phenoseg.inference.runner import build_decoder
+from phenoseg.io.atomic import atomic_write
 from phenoseg.models.instanseg import InstanSegNet
 
 
@@ -65,7 +66,6 @@ def export_torchscript(net: InstanSegNet, path: str | os.PathLike) -> Path:
     """Script and save the whole pipeline of ``net`` (written to a temp name, then renamed)."""
     p = Path(path)
     scripted = torch.jit.script(InstanSegPipeline(net))
-    tmp = p.with_name(f".{p.name}.tmp")
-    scripted.save(str(tmp))
-    os.replace(tmp, p)
+    with atomic_write(p, ".pt") as tmp:
+        scripted.save(tmp)
     return p

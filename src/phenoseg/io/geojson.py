@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure
+
+from phenoseg.io.atomic import atomic_write
 
 
 def _ring(contour: np.ndarray, oy: float, ox: float) -> list[list[float]]:
@@ -74,30 +75,23 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str 
     """
     p = Path(path)
     nucleus_geoms = dict(object_polygons(nuclei)) if nuclei is not None else {}
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write('{"type": "FeatureCollection", "features": [')
-            first = True
-            for label, geom in object_polygons(labels):
-                props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
-                meas = {"Label": label}
-                meas.update((measurements or {}).get(label, {}))
-                if scores is not None and label - 1 < len(scores):
-                    meas["Detection probability"] = round(float(scores[label - 1]), 4)
-                props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
-                if classes and label in classes:
-                    name, colour = classes[label]
-                    props["classification"] = {"name": name, "color": list(colour)}
-                feature = {"type": "Feature", "id": str(uuid.uuid4()), "geometry": geom, "properties": props}
-                if label in nucleus_geoms:
-                    feature["nucleusGeometry"] = nucleus_geoms[label]
-                fh.write(("" if first else ",") + "\n" + json.dumps(feature, ensure_ascii=False))
-                first = False
-            fh.write("\n]}\n")
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(p) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write('{"type": "FeatureCollection", "features": [')
+        first = True
+        for label, geom in object_polygons(labels):
+            props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
+            meas = {"Label": label}
+            meas.update((measurements or {}).get(label, {}))
+            if scores is not None and label - 1 < len(scores):
+                meas["Detection probability"] = round(float(scores[label - 1]), 4)
+            props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+            if classes and label in classes:
+                name, colour = classes[label]
+                props["classification"] = {"name": name, "color": list(colour)}
+            feature = {"type": "Feature", "id": str(uuid.uuid4()), "geometry": geom, "properties": props}
+            if label in nucleus_geoms:
+                feature["nucleusGeometry"] = nucleus_geoms[label]
+            fh.write(("" if first else ",") + "\n" + json.dumps(feature, ensure_ascii=False))
+            first = False
+        fh.write("\n]}\n")
     return p

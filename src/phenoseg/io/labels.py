@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from phenoseg.errors import PhenosegError
+from phenoseg.io.atomic import atomic_write
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
@@ -40,13 +40,6 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, pixel_size_um: flo
     kwargs = {}
     if pixel_size_um:
         kwargs = {"resolution": (1e4 / pixel_size_um, 1e4 / pixel_size_um), "resolutionunit": "CENTIMETER"}
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_write(p, ".tif") as tmp:
         tifffile.imwrite(tmp, labels.astype(np.uint32), compression="zlib", **kwargs)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return p

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from skimage.segmentation import find_boundaries
 
 from phenoseg.inference.preprocess import percentile_normalise
+from phenoseg.io.atomic import atomic_write
 
 
 def display_rgb(data: np.ndarray) -> np.ndarray:
@@ -35,13 +35,6 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     from PIL import Image as PILImage
 
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        PILImage.fromarray(rgb).save(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(p, ".png") as tmp:
+        PILImage.fromarray(rgb).save(tmp, format="PNG")
     return p

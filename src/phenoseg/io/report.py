@@ -11,13 +11,13 @@ import html
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from phenoseg.inference.preprocess import resize_labels
+from phenoseg.io.atomic import atomic_write
 from phenoseg.io.overlay import display_rgb
 
 THUMB = 640
@@ -123,8 +123,6 @@ def write_report(path: str | os.PathLike, reports: list[ImageReport], parameters
                  failures: list[tuple[str, str]] | None = None) -> Path:
     """Write ``report.html`` atomically."""
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_write(p) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(render(reports, parameters, failures or []))
-    os.replace(tmp, p)
     return p

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from phenoseg.errors import PhenosegError
+from phenoseg.io.atomic import atomic_write
 from phenoseg.phenotype.measurements import QUPATH_STAT, Measurements
 
 MCMICRO_SHAPE = {  # column → morphology key (pixels, as MCMICRO writes them)
@@ -48,30 +48,17 @@ def mcmicro_columns(m: Measurements) -> dict[str, np.ndarray]:
     return cols
 
 
-def _atomic_path(path: Path, suffix: str) -> str:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    return tmp
-
-
 def write_csv(path: str | os.PathLike, m: Measurements) -> Path:
     """Write the MCMICRO-style table (temp file + rename)."""
     p = Path(path)
     cols = mcmicro_columns(m)
     names = list(cols)
-    tmp = _atomic_path(p, ".csv")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(names)
-            data = np.stack([np.asarray(cols[n], dtype=np.float64) for n in names], 1) if len(m.labels) else []
-            for row in data:
-                writer.writerow([int(row[0])] + [f"{v:.6g}" for v in row[1:]])
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(p, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        data = np.stack([np.asarray(cols[n], dtype=np.float64) for n in names], 1) if len(m.labels) else []
+        for row in data:
+            writer.writerow([int(row[0])] + [f"{v:.6g}" for v in row[1:]])
     return p
 
 
@@ -109,12 +96,6 @@ def write_anndata(path: str | os.PathLike, m: Measurements, region: str = "label
     """Write ``.h5ad`` (temp file + rename)."""
     p = Path(path)
     adata = to_anndata(m, region)
-    tmp = _atomic_path(p, ".h5ad")
-    try:
+    with atomic_write(p, ".h5ad") as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return p

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from phenoseg.errors import PhenosegError
+from phenoseg.io.atomic import atomic_write
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import InstanSegNet
 
@@ -73,20 +73,16 @@ def save_model(net: InstanSegNet, model_dir: str | os.PathLike) -> Path:
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    save_file(state, tmp)
-    os.replace(tmp, out / WEIGHTS_NAME)
+    with atomic_write(out / WEIGHTS_NAME) as tmp:
+        save_file(state, tmp)
     write_text_atomic(out / CONFIG_NAME, json.dumps(net.config.to_dict(), indent=2))
     return out
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write text to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 def list_models() -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from phenoseg.io.atomic import atomic_write
 from phenoseg.models.zoo import write_text_atomic
 
 
@@ -46,9 +46,8 @@ def save_checkpoint(folder: Path, net: torch.nn.Module, opt: torch.optim.Optimiz
     extra = {"torch_rng": torch.get_rng_state(), "torch_gen": torch_gen.get_state()}
     files = (("model.safetensors", net.state_dict()), ("optimizer.safetensors", {**opt_tensors, **extra}))
     for fname, tensors in files:
-        tmp = folder / (fname + ".tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, folder / fname)
+        with atomic_write(folder / fname) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
     state = {"info": info, "optimizer": opt_meta, "numpy_rng": rng.bit_generator.state}
     write_text_atomic(folder / "state.json", json.dumps(state))
 
