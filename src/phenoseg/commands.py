@@ -96,7 +96,8 @@ def run_segment(args: argparse.Namespace) -> int:
         raise PhenosegError(f"--regions: no such file {args.regions}")
     if args.output:
         ensure_writable(Path(args.output))
-    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta)
+    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta,
+                    args.backend)
     announced: set[str] = set()
 
     def process(path: Path):

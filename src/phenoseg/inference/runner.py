@@ -19,7 +19,7 @@ def build_decoder(net: InstanSegNet) -> InstanceDecoder:
 @torch.no_grad()
 def network_output(
     net: InstanSegNet, image: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
-    runner: torch.nn.Module | None = None,
+    runner=None,
 ) -> torch.Tensor:
     """Raw maps (1, T·C, H, W) for a normalised (C, H, W) image; padding to the stride is undone.
 
