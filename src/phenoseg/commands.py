@@ -96,8 +96,10 @@ def run_segment(args: argparse.Namespace) -> int:
         raise PhenosegError(f"--regions: no such file {args.regions}")
     if args.output:
         ensure_writable(Path(args.output))
+    if args.tile_size is not None and args.tile_size < 64:
+        raise PhenosegError("--tile-size must be at least 64 px")
     seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta,
-                    args.backend)
+                    args.backend, args.tile_size)
     announced: set[str] = set()
 
     def process(path: Path):

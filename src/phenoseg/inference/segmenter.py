@@ -14,6 +14,7 @@ from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, resize_labels
 from phenoseg.inference.runner import build_decoder, network_output
+from phenoseg.inference.tiling import segment_tiled, torch_tile_segmenter
 from phenoseg.inference.tta import TRANSFORMS, apply, undo_output
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
@@ -22,6 +23,7 @@ from phenoseg.training.trainer import pick_device
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
+AUTO_TILE = 2048  # images larger than this (at model resolution) are processed in tiles of this size
 
 
 @dataclass
@@ -56,9 +58,12 @@ class Segmenter:
 
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", device: str = "auto",
                  seed_threshold: float | None = None, mask_threshold: float | None = None,
-                 min_area_px: int | None = None, tta: bool = False, backend: str = "torch") -> None:
+                 min_area_px: int | None = None, tta: bool = False, backend: str = "torch",
+                 tile_size: int | None = None, overlap: int = 80) -> None:
         self.device = pick_device(device)
         self.tta = tta
+        self.tile_size = tile_size
+        self.overlap = overlap
         if backend not in ("torch", "onnx", "auto"):
             raise PhenosegError(f"unknown backend '{backend}' (torch, onnx or auto)")
         if backend == "auto":
@@ -135,6 +140,16 @@ class Segmenter:
         t2 = time.perf_counter()
         runner = self._runner(net, data.shape[-2] * data.shape[-1])
         thresholds = {k: v for k, v in self.thresholds.items() if v is not None}
+        tile = self.tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
+        if tile and len(cfg.targets) == 1 and not self.tta:
+            run_tile = torch_tile_segmenter(net, build_decoder(net), self.device, runner, thresholds)
+            labels_np, scores_np = segment_tiled(data, run_tile, tile, self.overlap)
+            t3 = time.perf_counter()
+            target = cfg.targets[0]
+            out_labels = {target: resize_labels(labels_np, image.shape_yx).astype(np.uint32)}
+            timings.update(preprocess_s=t2 - t1, network_and_postprocess_s=t3 - t2,
+                           resize_s=time.perf_counter() - t3, total_s=time.perf_counter() - t0, tiles=tile)
+            return SegmentationResult(out_labels, {target: scores_np}, cfg.name, float(px), timings)
         if self.tta:
             x = torch.from_numpy(np.ascontiguousarray(data))
             raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip, cfg)
