@@ -32,16 +32,18 @@ BARS = {"monuseg": (0.858, 0.573), "consep_patches": (0.701, 0.478)}
 MINIMUMS = {"monuseg": (0.80, 0.52), "consep_patches": (0.65, 0.42), "dsb2018_fluo": (0.88, 0.62)}
 
 
-def evaluate(seg: Segmenter, dataset: str, assumed_px: float | None, split: str) -> dict:
+def evaluate(seg: Segmenter, dataset: str, assumed_px: float | None, split: str, channels: int,
+             limit: int | None = None) -> dict:
+    """Scores of ``seg`` on the images of ``split`` that have ``channels`` channels (counts summed)."""
     root = DATA / dataset
     manifest = load_manifest(root)
     total = MatchCounts()
     n, skipped, seconds = 0, 0, 0.0
     for image_id, s in manifest["split"].items():
-        if s != split:
+        if s != split or (limit is not None and n >= limit):
             continue
         image = read_image(find_image_file(root, image_id))
-        if image.data.shape[0] != seg.model_for_channels:
+        if image.data.shape[0] != channels:
             skipped += 1
             continue
         px = image_pixel_size(manifest, image_id, None) or assumed_px
@@ -57,6 +59,13 @@ def evaluate(seg: Segmenter, dataset: str, assumed_px: float | None, split: str)
     return out
 
 
+def model_channels(model: str) -> int:
+    """Input channels of a bundled model."""
+    from phenoseg.models.zoo import read_config, resolve_model_dir
+
+    return read_config(resolve_model_dir(model)).in_channels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="val")
@@ -68,11 +77,11 @@ def main() -> None:
         if model not in bundled_model_dirs():
             continue
         seg = Segmenter(model, "cpu")
-        seg.model_for_channels = seg.model_for(3 if model.startswith("bright") else 1).config.in_channels
+        channels = model_channels(model)
         for dataset, px in plan:
             if not (DATA / dataset).is_dir():
                 continue
-            m = evaluate(seg, dataset, px, args.split)
+            m = evaluate(seg, dataset, px, args.split, channels)
             rows.append({"model": model, "dataset": dataset, **m})
             print(model, dataset, {k: m[k] for k in ("f1@0.5", "f1_mean", "pq", "n_images")}, flush=True)
     lines = ["| model | dataset (split) | images | F1@0.5 | F1^μ | SQ | PQ | issue minimum | thesis InstanSeg |",

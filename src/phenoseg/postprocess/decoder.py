@@ -57,6 +57,15 @@ class InstanceDecoder(nn.Module):
         labels, _ = self.decode(raw, seed_threshold, mask_threshold, min_area)
         return labels
 
+    def _thresholds(
+        self, seed_threshold: float | None, mask_threshold: float | None, min_area: int | None
+    ) -> tuple[float, float, int, float]:
+        """The call's thresholds, falling back to the model's: (seed, mask, min area, foreground)."""
+        st = self.seed_threshold if seed_threshold is None else seed_threshold
+        mt = self.mask_threshold if mask_threshold is None else mask_threshold
+        ma = self.min_area if min_area is None else min_area
+        return st, mt, ma, min(self.foreground_threshold, st)
+
     @torch.jit.export
     def decode_tta(
         self,
@@ -67,10 +76,7 @@ class InstanceDecoder(nn.Module):
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Like :meth:`decode` for several outputs of the same image batch (test-time augmentation,
         already mapped back): seed maps are averaged, memberships combined by an element-wise median."""
-        st = self.seed_threshold if seed_threshold is None else seed_threshold
-        mt = self.mask_threshold if mask_threshold is None else mask_threshold
-        ma = self.min_area if min_area is None else min_area
-        ft = min(self.foreground_threshold, st)
+        st, mt, ma, ft = self._thresholds(seed_threshold, mask_threshold, min_area)
         b, _, h, w = raws[0].shape
         out = torch.zeros(b, len(self.mlps), h, w, dtype=torch.int32, device=raws[0].device)
         cap = max_seeds_for(h, w, self.max_seeds_per_mpx)
@@ -106,10 +112,7 @@ class InstanceDecoder(nn.Module):
         min_area: int | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Labels (B, T, H, W) int32 and, per image and target, each object's seed score (N,)."""
-        st = self.seed_threshold if seed_threshold is None else seed_threshold
-        mt = self.mask_threshold if mask_threshold is None else mask_threshold
-        ma = self.min_area if min_area is None else min_area
-        ft = min(self.foreground_threshold, st)
+        st, mt, ma, ft = self._thresholds(seed_threshold, mask_threshold, min_area)
         b, _, h, w = raw.shape
         n_targets = len(self.mlps)
         out = torch.zeros(b, n_targets, h, w, dtype=torch.int32, device=raw.device)
