@@ -98,3 +98,14 @@ def test_cli_train(tmp_path, dataset_dir, capsys):
     assert code == 0
     assert (tmp_path / "m" / "weights.safetensors").is_file()
     assert main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "m2")]) == 2
+
+
+def test_init_from_model_fine_tunes(tmp_path, dataset_dir, model_dir):
+    out = tmp_path / "ft"
+    train(TrainOptions(data=[str(dataset_dir)], out=str(out), max_steps=0, crop=64, batch=2, quiet=True,
+                       init=str(model_dir), val_minutes=100))
+    base, tuned = load_model(model_dir), load_model(out)
+    assert tuned.config.widths == base.config.widths
+    # zero steps: the saved weights are the initial ones
+    for (k, a), b in zip(base.state_dict().items(), tuned.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--minutes", type=_positive_float, help="time budget (default: until --steps)")
     tr.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--init", help="start from this model's weights (bundled name or folder): fine-tuning")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--crop", type=int, default=192)
     tr.add_argument("--batch", type=int, default=4)

@@ -53,6 +53,7 @@ class TrainOptions:
     modality: str = "brightfield"
     description: str = ""
     quiet: bool = False
+    init: str | None = None
 
 
 def pick_device(name: str) -> torch.device:
@@ -146,7 +147,18 @@ def train(opts: TrainOptions) -> dict:
         blocks_per_level=opts.blocks_per_level,
     )
     config.postprocess.window = opts.window
+    if opts.init:  # fine-tune: start from a model's weights and architecture
+        from phenoseg.models.zoo import load_model
+
+        base = load_model(opts.init)
+        if base.config.in_channels != channels:
+            raise PhenosegError(f"--init {opts.init}: {base.config.in_channels} channel(s), the data have {channels}")
+        config.widths, config.blocks_per_level = list(base.config.widths), base.config.blocks_per_level
+        config.dim_positional, config.dim_conditional = base.config.dim_positional, base.config.dim_conditional
+        config.mlp_hidden = base.config.mlp_hidden
     net = InstanSegNet(config).to(device)
+    if opts.init and not opts.resume:
+        net.load_state_dict(base.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     info = {"step": 0, "elapsed_s": 0.0, "best_score": -1.0, "crops_seen": 0, "history": []}
     if opts.resume:
