@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--data-pixel-size", nargs="*", default=[])
     parser.add_argument("--windows", default="48,64")
     parser.add_argument("--no-tune", action="store_true", help="keep the thresholds the trainer tuned")
+    parser.add_argument("--license", default="Apache-2.0", help="SPDX id the weights are released under")
     args = parser.parse_args()
     torch.set_num_threads(2)
     overrides = {k: float(v) for k, v in (x.split("=") for x in args.data_pixel_size)}
@@ -59,12 +60,16 @@ def main() -> None:
     cfg.postprocess.window, cfg.postprocess.seed_threshold, cfg.postprocess.mask_threshold = window, st, mt
     cfg.postprocess.max_seeds_per_mpx = 8000
     cfg.name = args.name
+    cfg.license = args.license
     cfg.metrics = {"val_model_resolution": best[2], "selection": "mean over datasets of F1^mu on val",
                    "training_step_of_best": cfg.metrics.get("step")}
     out = ZOO_DIR / args.name
+    card = (out / "MODEL_CARD.md").read_text() if (out / "MODEL_CARD.md").is_file() else None
     if out.exists():
         shutil.rmtree(out)
     save_model(net, out)
+    if card is not None:
+        (out / "MODEL_CARD.md").write_text(card)
     datasets = {}
     for d in args.data:
         m = load_manifest(Path(d))
