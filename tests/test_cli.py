@@ -118,3 +118,21 @@ def test_models_json(capsys):
     assert isinstance(rows, list)
     for r in rows:
         assert {"name", "pixel_size_um", "channels", "targets"} <= set(r)
+
+
+def test_channel_selection_and_glob(capsys, tmp_path, model_dir):
+    from phenoseg.synthetic import render_image, synthetic_labels
+
+    lab = synthetic_labels((80, 80), 10, seed=1)
+    rgb = render_image(lab, "brightfield", seed=1)
+    stack = np.concatenate([rgb, rgb[:1]], 0)  # 4 channels: R, G, B, extra
+    path = tmp_path / "multi.ome.tif"
+    tifffile.imwrite(path, stack, metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                                            "Channel": {"Name": ["R", "G", "B", "X"]}})
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "segment", str(tmp_path / "*.tif"), "-o", out, "--model", model_dir,
+                       "--channels", "R,G,B", "--outputs", "labels")
+    assert code == 0, err
+    assert tifffile.imread(out / "multi_nuclei.tif").shape == (80, 80)
+    code, _, err = run(capsys, "segment", path, "-o", out, "--model", model_dir, "--channels", "CD99")
+    assert code == 1 and "no channel 'CD99'" in err

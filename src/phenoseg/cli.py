@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
                      help="network runtime on the CPU: torch, onnx (ONNX Runtime, ~3x faster; pip install "
                           "'phenoseg[onnx]'), or auto (onnx when installed)")
+    seg.add_argument("--channels", help="channels to use, by name or 0-based index, comma-separated "
+                     "(e.g. DAPI, or 0 for the first)")
     seg.add_argument("--tile-size", type=int, help="process in tiles of N px (at model resolution); "
                      "automatic above 2048 px")
     seg.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations; ~8× slower)")

@@ -19,14 +19,46 @@ LABEL_SUFFIXES = (".tif", ".tiff", ".png")
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files as given; folders expanded to the supported images they hold (sorted)."""
+    import glob
+
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
+        if not p.exists() and any(ch in item for ch in "*?["):
+            out += sorted(Path(m) for m in glob.glob(item) if Path(m).suffix.lower() in SUPPORTED_SUFFIXES)
+            continue
         if p.is_dir():
             out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
         else:
             out.append(p)
     return out
+
+
+def image_stem(path: Path) -> str:
+    """File name without its image suffix (".ome.tif" counts as one suffix)."""
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def select_channels(image, spec: str | None):
+    """Keep the channels named or numbered (0-based) in a comma-separated ``spec``, in that order."""
+    if not spec:
+        return image
+    picks = []
+    for token in (t.strip() for t in spec.split(",") if t.strip()):
+        if token in image.channel_names:
+            picks.append(image.channel_names.index(token))
+        elif token.lstrip("-").isdigit() and -image.data.shape[0] <= int(token) < image.data.shape[0]:
+            picks.append(int(token) % image.data.shape[0])
+        else:
+            raise PhenosegError(f"{image.path}: no channel '{token}' (channels: {', '.join(image.channel_names)})")
+    from phenoseg.io.images import Image
+
+    return Image(image.data[picks], image.pixel_size_um, [image.channel_names[i] for i in picks], image.path,
+                 rgb=image.rgb and picks == [0, 1, 2])
 
 
 def ensure_writable(folder: Path) -> None:
@@ -99,11 +131,11 @@ def run_segment(args: argparse.Namespace) -> int:
     if args.tile_size is not None and args.tile_size < 64:
         raise PhenosegError("--tile-size must be at least 64 px")
     seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta,
-                    args.backend, args.tile_size)
+                    args.backend, args.tile_size, progress=not args.quiet)
     announced: set[str] = set()
 
     def process(path: Path):
-        image = read_image(path)
+        image = select_channels(read_image(path), args.channels)
         outdir = Path(args.output) if args.output else path.parent / "phenoseg"
         if not args.output:
             ensure_writable(outdir)
@@ -114,7 +146,7 @@ def run_segment(args: argparse.Namespace) -> int:
             _say(args, f"using bundled model '{result.model}' for {kind} images (choose another with --model)")
         objects = ObjectSet(result.labels["nuclei"], result.labels.get("cells"), result.scores.get("nuclei"),
                             result.model, result.pixel_size_um, result.timings["total_s"])
-        written, report = write_image_outputs(objects, image, path.stem, outdir, kinds,
+        written, report = write_image_outputs(objects, image, image_stem(path), outdir, kinds,
                                               Path(args.regions) if args.regions else None)
         counts = ", ".join(f"{int(len(np.unique(v))) - int(v.min() == 0)} {k}" for k, v in result.labels.items())
         _say(args, f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
@@ -150,7 +182,7 @@ def run_measure(args: argparse.Namespace) -> int:
                 raise PhenosegError(f"{name}: label image {lab.shape} does not match the image {image.shape_yx}")
         px = args.pixel_size or image.pixel_size_um
         objects = ObjectSet(nuclei, cells, None, "", px)
-        written, report = write_image_outputs(objects, image, p.stem, outdir, kinds,
+        written, report = write_image_outputs(objects, image, image_stem(p), outdir, kinds,
                                               Path(args.regions) if args.regions else None, write_label_images=False)
         _say(args, f"{p}: measured {report.n_objects if report else ''} objects → {', '.join(map(str, written))}")
         return report

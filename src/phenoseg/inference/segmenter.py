@@ -59,11 +59,12 @@ class Segmenter:
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", device: str = "auto",
                  seed_threshold: float | None = None, mask_threshold: float | None = None,
                  min_area_px: int | None = None, tta: bool = False, backend: str = "torch",
-                 tile_size: int | None = None, overlap: int = 80) -> None:
+                 tile_size: int | None = None, overlap: int = 80, progress: bool = False) -> None:
         self.device = pick_device(device)
         self.tta = tta
         self.tile_size = tile_size
         self.overlap = overlap
+        self.progress = progress
         if backend not in ("torch", "onnx", "auto"):
             raise PhenosegError(f"unknown backend '{backend}' (torch, onnx or auto)")
         if backend == "auto":
@@ -143,7 +144,20 @@ class Segmenter:
         tile = self.tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
         if tile and len(cfg.targets) == 1 and not self.tta:
             run_tile = torch_tile_segmenter(net, build_decoder(net), self.device, runner, thresholds)
-            labels_np, scores_np = segment_tiled(data, run_tile, tile, self.overlap)
+            bar = None
+            if self.progress:
+                from tqdm import tqdm
+
+                bar = tqdm(desc=image.path or "tiles", unit="tile", leave=False)
+
+            def advance(done: int, total: int) -> None:
+                if bar is not None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+            labels_np, scores_np = segment_tiled(data, run_tile, tile, self.overlap, advance)
+            if bar is not None:
+                bar.close()
             t3 = time.perf_counter()
             target = cfg.targets[0]
             out_labels = {target: resize_labels(labels_np, image.shape_yx).astype(np.uint32)}
