@@ -59,8 +59,7 @@ def object_polygons(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
             shape = shape.difference(p) if shape.contains(p) else unary_union([shape, p])
         if shape.is_empty:
             continue
-        geom = mapping(shape)
-        yield label, json.loads(json.dumps(geom))
+        yield label, mapping(shape)  # tuples serialise as JSON arrays
 
 
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str = "detection",
