@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name")
     tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     tr.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    tr.add_argument("--workers", type=int, default=0,
+                    help="data-loading processes (use several with a GPU; 0 = in the main process, reproducible)")
+    tr.add_argument("--val-max-images", type=int, default=40, help="validation images per dataset")
+    tr.add_argument("--no-tune", action="store_true", help="skip the final threshold search on validation images")
     tr.add_argument("--quiet", action="store_true")
 
     me = sub.add_parser("measure", help="measure objects of existing label images (from any program)")

@@ -308,7 +308,8 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume, seed=args.seed, data_pixel_size=_dataset_pixel_sizes(args.data_pixel_size),
         crop=args.crop, batch=args.batch, lr=args.lr, widths=widths, window=args.window,
         val_minutes=args.val_minutes, device=args.device, name=args.name, modality=args.modality, quiet=args.quiet,
-        strong_augment=args.modality == "brightfield", init=args.init,
+        strong_augment=args.modality == "brightfield", init=args.init, workers=args.workers,
+        val_max_images=args.val_max_images, tune=not args.no_tune,
     )
     summary = train(opts)
     print(json.dumps(summary, indent=2))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from phenoseg.postprocess.membership import window_features
-
 
 def lovasz_hinge(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Batched Lovász hinge (Berman et al. 2018): logits, targets, valid (N, P) → mean loss.
@@ -36,27 +34,61 @@ def dice_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) 
 
 
 def instance_seeds(seed_prob: torch.Tensor, labels: torch.Tensor, max_instances: int, generator: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For up to ``max_instances`` random instances in ``labels`` (H, W), the pixel of highest predicted
-    seed probability inside each. Returns (instance ids (K,), centres (K, 2) long)."""
-    h, w = labels.shape
-    flat = labels.reshape(-1).clamp_min(0).long()
-    n = int(flat.max()) + 1 if flat.numel() else 1
-    present = torch.bincount(flat, minlength=n)
-    ids = (present > 0).nonzero()[:, 0]
-    ids = ids[ids > 0]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Up to ``max_instances`` random instances per image of ``labels`` (B, H, W), each with the pixel of
+    highest predicted seed probability inside it; one vectorised pass over the batch (no per-image loop, so
+    few device synchronisations on a GPU).
+
+    Returns (image index (K,), instance id (K,), centre (K, 2) as (y, x)), all long on the labels' device.
+    """
+    dev = labels.device
+    b, h, w = labels.shape
+    lab = labels.clamp_min(0).long()
+    span = int(lab.max()) + 1
+    gid = (lab + torch.arange(b, device=dev)[:, None, None] * span).reshape(-1)
+    fg = lab.reshape(-1) > 0
+    n = b * span
+    present = torch.zeros(n, dtype=torch.bool, device=dev)
+    present[gid[fg]] = True
+    ids = present.nonzero()[:, 0]
     if ids.numel() == 0:
-        return ids, torch.zeros(0, 2, dtype=torch.long)
-    if ids.numel() > max_instances:
-        ids = ids[torch.randperm(ids.numel(), generator=generator)[:max_instances]]
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        return empty, empty, torch.zeros(0, 2, dtype=torch.long, device=dev)
+    img = ids // span
+    # random order inside each image, then keep the first max_instances of every image
+    key = img.double() + torch.rand(ids.numel(), generator=generator, dtype=torch.float64).to(dev)
+    order = torch.argsort(key)
+    ids, img = ids[order], img[order]
+    counts = torch.bincount(img, minlength=b)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(ids.numel(), device=dev) - starts[img]
+    keep = rank < max_instances
+    ids, img = ids[keep], img[keep]
+    # the highest-probability pixel of each instance (first one on ties)
     s = seed_prob.detach().reshape(-1)
-    best = torch.full((n,), -1.0).scatter_reduce(0, flat, s, "amax")
-    is_best = (s >= best[flat]) & (flat > 0)
-    pos = torch.arange(flat.numel())
-    first = torch.full((n,), flat.numel(), dtype=torch.long)
-    first = first.scatter_reduce(0, flat[is_best], pos[is_best], "amin")
-    where = first[ids]
-    return ids, torch.stack([where // w, where % w], 1)
+    best = torch.full((n,), -1.0, device=dev, dtype=s.dtype).scatter_reduce(0, gid[fg], s[fg], "amax")
+    pos = torch.arange(gid.numel(), device=dev)
+    is_best = fg & (s >= best[gid])
+    first = torch.full((n,), gid.numel(), dtype=torch.long, device=dev)
+    first = first.scatter_reduce(0, gid[is_best], pos[is_best], "amin")
+    where = first[ids] - img * (h * w)
+    return img, ids - img * span, torch.stack([where // w, where % w], 1)
+
+
+def batch_window_features(offsets: torch.Tensor, conditional: torch.Tensor, img: torch.Tensor,
+                          centres: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Features (K, w, w, Dp + De) of the window around each centre, from maps (B, D, H, W) of a batch."""
+    window = grid.shape[-1]
+    half = window // 2
+    dp = offsets.shape[1]
+    padded = F.pad(torch.cat([offsets, conditional], 1), [half, half, half, half])
+    steps = torch.arange(window, device=centres.device)
+    ys = centres[:, 0:1] + steps[None]
+    xs = centres[:, 1:2] + steps[None]
+    win = padded[img[:, None, None], :, ys[:, :, None], xs[:, None, :]]  # (K, w, w, D)
+    own = offsets[img, :, centres[:, 0], centres[:, 1]]  # (K, Dp)
+    rel = win[..., :dp] - own[:, None, None, :] + grid.permute(1, 2, 0)[None]
+    return torch.cat([rel, win[..., dp:]], -1)
 
 
 def instanseg_loss(
@@ -73,6 +105,7 @@ def instanseg_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seed loss and instance loss of one target for a batch. labels (B, H, W) long, −1 = ignore.
 
+    The instance loss is the mean over up to ``max_instances`` sampled instances per image.
     Returns (seed_loss, instance_loss); images without annotation for this target should not be passed.
     """
     valid = labels >= 0
@@ -85,25 +118,18 @@ def instanseg_loss(
         seed_px = seed_px + (prob - seed_targets).abs()
     seed_loss = (seed_px * vf).sum() / vf.sum().clamp_min(1.0)
 
+    img, ids, centres = instance_seeds(prob, labels, max_instances, generator)
+    k = ids.numel()
+    if k == 0:
+        return seed_loss, seed_loss * 0.0
     half = grid.shape[-1] // 2
-    inst_losses = []
-    for i in range(labels.shape[0]):
-        ids, centres = instance_seeds(prob[i], labels[i], max_instances, generator)
-        if ids.numel() == 0:
-            continue
-        feats, inside = window_features(offsets[i], conditional[i], centres, grid)
-        logits = mlp(feats).squeeze(-1)
-        lab_pad = F.pad(labels[i][None].float(), [half, half, half, half], value=-1.0)[0]
-        steps = torch.arange(grid.shape[-1])
-        ys = centres[:, 0:1] + steps[None]
-        xs = centres[:, 1:2] + steps[None]
-        lab_win = lab_pad[ys[:, :, None], xs[:, None, :]]
-        target = (lab_win == ids[:, None, None].float()).float()
-        ok = inside & (lab_win >= 0)
-        k = ids.numel()
-        lf = logits.reshape(k, -1)
-        tf = target.reshape(k, -1)
-        vfw = ok.reshape(k, -1).float()
-        inst_losses.append(dice_loss(lf, tf, vfw) if warm else lovasz_hinge(lf, tf, vfw))
-    inst = torch.stack(inst_losses).mean() if inst_losses else seed_loss * 0.0
+    logits = mlp(batch_window_features(offsets, conditional, img, centres, grid)).reshape(k, -1)
+    lab_pad = F.pad(labels.float(), [half, half, half, half], value=-1.0)
+    steps = torch.arange(grid.shape[-1], device=labels.device)
+    ys = centres[:, 0:1] + steps[None]
+    xs = centres[:, 1:2] + steps[None]
+    lab_win = lab_pad[img[:, None, None], ys[:, :, None], xs[:, None, :]].reshape(k, -1)
+    target = (lab_win == ids[:, None].float()).float()
+    ok = (lab_win >= 0).float()  # outside the image the padding is −1: ignored like unannotated pixels
+    inst = dice_loss(logits, target, ok) if warm else lovasz_hinge(logits, target, ok)
     return seed_loss, inst

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -54,6 +55,24 @@ class TrainOptions:
     description: str = ""
     quiet: bool = False
     init: str | None = None
+    workers: int = 0
+    tune: bool = True
+
+
+class CropStream(torch.utils.data.IterableDataset):
+    """Endless augmented batches; each data-loading worker draws from its own seeded generator."""
+
+    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, batch: int, seed: list[int]):
+        super().__init__()
+        self.samples, self.crop, self.rgb, self.strong, self.batch, self.seed = samples, crop, rgb, strong, batch, seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        torch.set_num_threads(1)
+        rng = np.random.default_rng([*self.seed, info.id if info else 0])
+        sampler = CropSampler(self.samples, self.crop, self.rgb, self.strong, rng)
+        while True:
+            yield tuple(torch.from_numpy(a) for a in sampler.batch(self.batch))
 
 
 def pick_device(name: str) -> torch.device:
@@ -90,11 +109,11 @@ def _detect_channels(opts: TrainOptions) -> int:
 def evaluate_samples(net: InstanSegNet, samples: list[Sample], device: torch.device,
                      raws: list[torch.Tensor] | None = None, **thresholds) -> dict[str, dict]:
     """Per-dataset scores (counts summed over images) at model resolution."""
-    decoder = build_decoder(net)
+    decoder = copy.deepcopy(build_decoder(net)).cpu()  # decoded on the CPU, whatever the training device
     net.eval()
     counts: dict[str, MatchCounts] = {}
     for i, s in enumerate(samples):
-        raw = raws[i] if raws is not None else network_output(net, s.image, device)
+        raw = raws[i] if raws is not None else network_output(net, s.image, device).cpu()
         labels = decoder(raw, **thresholds)[0, 0].cpu().numpy()
         counts[s.dataset] = counts.get(s.dataset, MatchCounts()) + match_counts(s.labels, labels)
     return {name: summarise(c) for name, c in counts.items()}
@@ -108,7 +127,7 @@ def selection_score(per_dataset: dict[str, dict]) -> float:
 def tune_thresholds(net: InstanSegNet, samples: list[Sample], device: torch.device) -> tuple[dict, dict]:
     """Grid search of seed and mask thresholds on validation images (network run once)."""
     net.eval()
-    raws = [network_output(net, s.image, device) for s in samples]
+    raws = [network_output(net, s.image, device).cpu() for s in samples]
     best = (-1.0, {}, {})
     for st in (0.3, 0.4, 0.5, 0.6, 0.7):
         for mt in (0.4, 0.5, 0.6):
@@ -120,8 +139,22 @@ def tune_thresholds(net: InstanSegNet, samples: list[Sample], device: torch.devi
 
 
 def train(opts: TrainOptions) -> dict:
-    """Train (or resume) a model into ``opts.out``; returns a summary with the best validation scores."""
+    """Train (or resume) a model into ``opts.out``; returns a summary with the best validation scores.
+
+    On the CPU with ``workers=0`` a run is bit-for-bit reproducible from its seed (deterministic
+    algorithms are switched on for its duration); GPU runs and data-loading workers trade that for speed.
+    """
     device = pick_device(opts.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(opts, device)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(opts: TrainOptions, device: torch.device) -> dict:
     out = Path(opts.out)
     ckpt_dir = out / "checkpoint"
     if opts.resume and not (ckpt_dir / "state.json").is_file():
@@ -163,7 +196,21 @@ def train(opts: TrainOptions) -> dict:
     info = {"step": 0, "elapsed_s": 0.0, "best_score": -1.0, "crops_seen": 0, "history": []}
     if opts.resume:
         info = load_checkpoint(ckpt_dir, net, opt, rng, gen)
-    sampler = CropSampler(train_samples, opts.crop, channels == 3, opts.strong_augment, rng)
+    if opts.workers > 0:  # crops drawn in worker processes (seeded by run seed and step: resumable, not bitwise)
+        stream = CropStream(train_samples, opts.crop, channels == 3, opts.strong_augment, opts.batch,
+                            [opts.seed, info["step"]])
+        loader = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=opts.workers,
+                                                  pin_memory=device.type == "cuda", prefetch_factor=4))
+
+        def next_batch():
+            return next(loader)
+    else:
+        sampler = CropSampler(train_samples, opts.crop, channels == 3, opts.strong_augment, rng)
+
+        def next_batch():
+            return tuple(torch.from_numpy(a) for a in sampler.batch(opts.batch))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     grid = relative_grid(opts.window, config.dim_positional, config.coord_scale, device)
 
     budget_s = opts.minutes * 60 if opts.minutes else None
@@ -194,12 +241,12 @@ def train(opts: TrainOptions) -> dict:
         if budget_s is not None and elapsed > 0.8 * budget_s:
             for g in opt.param_groups:
                 g["lr"] = opts.lr * 0.2
-        imgs, labs, seeds = sampler.batch(opts.batch)
-        x = torch.from_numpy(imgs).to(device)
-        lab = torch.from_numpy(labs).long().to(device)
-        sd = torch.from_numpy(seeds).to(device)
+        imgs, labs, seeds = next_batch()
+        x = imgs.to(device, non_blocking=True)
+        lab = labs.long().to(device, non_blocking=True)
+        sd = seeds.to(device, non_blocking=True)
         raw = net(x)
-        warm = info["step"] < opts.warm_steps
+        warm = info["step"] < opts.warm_steps and not opts.init  # a fine-tuned model needs no Dice warm start
         seed_logits, offsets, cond = split_target(raw, 0, config.dim_positional, config.dim_conditional,
                                                   config.offset_range)
         ls, li = instanseg_loss(seed_logits, offsets, cond, lab, sd, net.mlps[0], grid,
@@ -224,7 +271,7 @@ def train(opts: TrainOptions) -> dict:
     from phenoseg.models.zoo import load_model
 
     best = load_model(out, device)
-    if val_samples:
+    if val_samples and opts.tune:
         thresholds, per = tune_thresholds(best, val_samples, device)
         for k, v in thresholds.items():
             setattr(best.config.postprocess, k, v)

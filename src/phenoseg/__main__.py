@@ -1,0 +1,7 @@
+"""`python -m phenoseg` runs the command-line interface."""
+
+import sys
+
+from phenoseg.cli import main
+
+sys.exit(main())
