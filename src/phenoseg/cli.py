@@ -30,6 +30,9 @@ def _dataset_pixel_sizes(items: list[str]) -> dict[str, float]:
     return out
 
 
+MEASURE_KINDS = ", ".join(k for k in OUTPUT_KINDS if k not in ("labels", "zarr"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="phenoseg", description="Find every nucleus and cell in microscopy images.")
@@ -42,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
     seg.add_argument("--pixel-size", type=_positive_float, help="µm per pixel of the inputs (overrides metadata)")
     seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    seg.add_argument("--outputs", default=DEFAULT_OUTPUTS,
-                     help=f"comma-separated, from {', '.join(OUTPUT_KINDS)} (default: {DEFAULT_OUTPUTS})")
+    seg.add_argument("--outputs", default=None,
+                     help=f"comma-separated, from {', '.join(OUTPUT_KINDS)} (default: {DEFAULT_OUTPUTS}; "
+                          "for whole slides zarr,geojson,csv)")
     seg.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
     seg.add_argument("--seed-threshold", type=float, help="override the model's seed threshold")
     seg.add_argument("--mask-threshold", type=float, help="override the model's membership threshold")
@@ -54,7 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--channels", help="channels to use, by name or 0-based index, comma-separated "
                      "(e.g. DAPI, or 0 for the first)")
     seg.add_argument("--tile-size", type=int, help="process in tiles of N px (at model resolution); "
-                     "automatic above 2048 px")
+                     "automatic above 2048 px, where OUTDIR/<stem>.ome.zarr replaces the label TIFF")
+    seg.add_argument("--no-tissue-mask", action="store_true",
+                     help="whole slides: process every tile (default: skip background found by Otsu on a thumbnail)")
+    seg.add_argument("--restart", action="store_true",
+                     help="whole slides: start over instead of resuming an interrupted run")
+    seg.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                     help="spread the inputs over Dask workers: a local cluster, or the scheduler at ADDRESS "
+                          "(e.g. tcp://host:8786; pip install 'phenoseg[dask]')")
+    seg.add_argument("--workers", type=int, default=2, help="--dask local: number of worker processes (default 2)")
+    seg.add_argument("--threads-per-task", type=int, default=1,
+                     help="--dask ADDRESS: torch threads per task on the cluster's workers (default 1)")
     seg.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations; ~8× slower)")
     seg.add_argument("--quiet", action="store_true", help="print only errors")
 
@@ -103,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--cells", help="cell label image")
     me.add_argument("--pixel-size", type=_positive_float, help="µm per pixel (overrides metadata)")
     me.add_argument("-o", "--output", required=True, help="output folder")
-    me.add_argument("--outputs", default="csv", help=f"comma-separated, from {', '.join(OUTPUT_KINDS[1:])}")
+    me.add_argument("--outputs", default="csv", help=f"comma-separated, from {MEASURE_KINDS}")
     me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
     me.add_argument("--quiet", action="store_true")
 

@@ -9,10 +9,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from phenoseg.errors import PhenosegError
 from phenoseg.io.images import SUPPORTED_SUFFIXES
+
+SLIDE_ONLY_SUFFIXES = {".svs", ".ndpi", ".scn", ".zarr"}
 
 LABEL_SUFFIXES = (".tif", ".tiff", ".png")
 
@@ -25,10 +25,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if not p.exists() and any(ch in item for ch in "*?["):
-            out += sorted(Path(m) for m in glob.glob(item) if Path(m).suffix.lower() in SUPPORTED_SUFFIXES)
+            out += sorted(Path(m) for m in glob.glob(item)
+                          if Path(m).suffix.lower() in SUPPORTED_SUFFIXES | SLIDE_ONLY_SUFFIXES)
             continue
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+        if p.is_dir() and p.suffix.lower() != ".zarr":
+            out += sorted(f for f in p.iterdir() if (f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+                          or f.suffix.lower() in SLIDE_ONLY_SUFFIXES)
         else:
             out.append(p)
     return out
@@ -115,51 +117,10 @@ def _run_batch(args: argparse.Namespace, files: list[Path], process) -> tuple[li
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    """`phenoseg segment`: every input is tried; failures are listed at the end (exit 1)."""
-    from phenoseg.inference.segmenter import Segmenter
-    from phenoseg.io.images import read_image
-    from phenoseg.outputs import ObjectSet, parse_outputs, write_image_outputs
+    """`phenoseg segment` (see :mod:`phenoseg.segment_run`)."""
+    from phenoseg.segment_run import run_segment as run
 
-    kinds = parse_outputs(args.outputs)
-    files = expand_inputs(args.inputs)
-    if not files:
-        raise PhenosegError("no input images found")
-    if args.regions and not Path(args.regions).is_file():
-        raise PhenosegError(f"--regions: no such file {args.regions}")
-    if args.output:
-        ensure_writable(Path(args.output))
-    if args.tile_size is not None and args.tile_size < 64:
-        raise PhenosegError("--tile-size must be at least 64 px")
-    seg = Segmenter(args.model, args.device, args.seed_threshold, args.mask_threshold, args.min_area, args.tta,
-                    args.backend, args.tile_size, progress=not args.quiet)
-    announced: set[str] = set()
-
-    def process(path: Path):
-        image = select_channels(read_image(path), args.channels)
-        outdir = Path(args.output) if args.output else path.parent / "phenoseg"
-        if not args.output:
-            ensure_writable(outdir)
-        result = seg.segment(image, args.pixel_size)
-        if args.model == "auto" and result.model not in announced:
-            announced.add(result.model)
-            kind = "RGB" if image.data.shape[0] == 3 else f"{image.data.shape[0]}-channel"
-            _say(args, f"using bundled model '{result.model}' for {kind} images (choose another with --model)")
-        objects = ObjectSet(result.labels["nuclei"], result.labels.get("cells"), result.scores.get("nuclei"),
-                            result.model, result.pixel_size_um, result.timings["total_s"])
-        written, report = write_image_outputs(objects, image, image_stem(path), outdir, kinds,
-                                              Path(args.regions) if args.regions else None)
-        counts = ", ".join(f"{int(len(np.unique(v))) - int(v.min() == 0)} {k}" for k, v in result.labels.items())
-        _say(args, f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
-                   f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
-        return report
-
-    failures, reports = _run_batch(args, files, process)
-    report_dir = Path(args.output) if args.output else (files[0].parent / "phenoseg")
-    params = {"model": args.model, "pixel_size": args.pixel_size, "device": args.device, "outputs": kinds,
-              "tta": args.tta,
-              "seed_threshold": args.seed_threshold, "mask_threshold": args.mask_threshold,
-              "min_area": args.min_area, "regions": args.regions, "inputs": [str(f) for f in files]}
-    return _finish_batch(args, files, failures, reports, report_dir if "report" in kinds else None, params)
+    return run(args)
 
 
 def run_measure(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from phenoseg.errors import PhenosegError
 
-OUTPUT_KINDS = ("labels", "geojson", "csv", "anndata", "overlay", "report")
+OUTPUT_KINDS = ("labels", "zarr", "geojson", "csv", "anndata", "overlay", "report")
 DEFAULT_OUTPUTS = "labels,geojson,csv,overlay,report"
 
 

@@ -34,6 +34,25 @@ def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float =
     return ((x.to(torch.float64) - lo[:, None, None]) / (hi - lo)[:, None, None]).to(torch.float32)
 
 
+def percentile_bounds(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) percentiles of a (C, H, W) image, from the same subsample and arithmetic as
+    :func:`percentile_normalise_tensor`, so tiles normalised with them match a whole-image run."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    h, w = t.shape[-2], t.shape[-1]
+    sample = t[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(t.shape[0], -1).to(torch.float64)
+    bounds = torch.quantile(sample, torch.tensor([low / 100.0, high / 100.0], dtype=torch.float64), dim=1)
+    lo, hi = bounds[0], bounds[1]
+    hi = torch.where(hi <= lo, lo + 1.0, hi)
+    return lo.numpy(), hi.numpy()
+
+
+def normalise_with(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(x − lo) / (hi − lo) per channel, in float64 then float32 (as the whole-image normalisation)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float64)
+    lo_t, hi_t = torch.from_numpy(np.asarray(lo, np.float64)), torch.from_numpy(np.asarray(hi, np.float64))
+    return ((t - lo_t[:, None, None]) / (hi_t - lo_t)[:, None, None]).to(torch.float32).numpy()
+
+
 def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
     """Scale a (C, Y, X) float image by ``factor`` (bilinear, anti-aliased when shrinking)."""
     if abs(factor - 1.0) < 1e-3:

@@ -62,6 +62,35 @@ def object_polygons(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
         yield label, mapping(shape)  # tuples serialise as JSON arrays
 
 
+def make_feature(label: int, geom: dict, object_type: str, measurements: dict, score: float | None = None,
+                 classification: tuple[str, tuple[int, int, int]] | None = None, nucleus_geom: dict | None = None,
+                 feature_id: str | None = None) -> dict:
+    """One QuPath feature: objectType and measurements inside ``properties``, NaN written as "NaN"."""
+    props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
+    meas = {"Label": label}
+    meas.update(measurements)
+    if score is not None:
+        meas["Detection probability"] = round(score, 4)
+    props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+    if classification:
+        name, colour = classification
+        props["classification"] = {"name": name, "color": list(colour)}
+    feature = {"type": "Feature", "id": feature_id or str(uuid.uuid4()), "geometry": geom, "properties": props}
+    if nucleus_geom is not None:
+        feature["nucleusGeometry"] = nucleus_geom
+    return feature
+
+
+def transform_geometry(geom: dict, scale: float, ox: float, oy: float) -> dict:
+    """(x + ox, y + oy) · scale for every vertex of a Polygon / MultiPolygon (2 decimals, as QuPath)."""
+    def ring(r):
+        return [[round((x + ox) * scale, 2), round((y + oy) * scale, 2)] for x, y in r]
+
+    if geom["type"] == "Polygon":
+        return {"type": "Polygon", "coordinates": [ring(r) for r in geom["coordinates"]]}
+    return {"type": geom["type"], "coordinates": [[ring(r) for r in poly] for poly in geom["coordinates"]]}
+
+
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str = "detection",
                   scores: np.ndarray | None = None, measurements: dict[int, dict] | None = None,
                   nuclei: np.ndarray | None = None, classes: dict[int, tuple[str, tuple[int, int, int]]] | None = None,
@@ -78,18 +107,10 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str 
         fh.write('{"type": "FeatureCollection", "features": [')
         first = True
         for label, geom in object_polygons(labels):
-            props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
-            meas = {"Label": label}
-            meas.update((measurements or {}).get(label, {}))
-            if scores is not None and label - 1 < len(scores):
-                meas["Detection probability"] = round(float(scores[label - 1]), 4)
-            props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
-            if classes and label in classes:
-                name, colour = classes[label]
-                props["classification"] = {"name": name, "color": list(colour)}
-            feature = {"type": "Feature", "id": str(uuid.uuid4()), "geometry": geom, "properties": props}
-            if label in nucleus_geoms:
-                feature["nucleusGeometry"] = nucleus_geoms[label]
+            meas = dict((measurements or {}).get(label, {}))
+            score = float(scores[label - 1]) if scores is not None and label - 1 < len(scores) else None
+            feature = make_feature(label, geom, object_type, meas, score, (classes or {}).get(label),
+                                   nucleus_geoms.get(label))
             fh.write(("" if first else ",") + "\n" + json.dumps(feature, ensure_ascii=False))
             first = False
         fh.write("\n]}\n")

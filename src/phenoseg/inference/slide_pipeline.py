@@ -1,0 +1,302 @@
+"""Whole-slide segmentation with bounded memory: lazy reads, tiles with context, streamed and resumable outputs.
+
+The slide is cut into tiles of ``tile`` px (at the model's resolution) read with ``overlap`` px of context;
+each tile is fully segmented and keeps the objects whose centre lies in its core, so nothing is cut at a
+seam and nothing is duplicated (first tile wins a contested pixel). Tiles run row by row; a band of rows
+is held in memory and flushed to the OME-Zarr labels in whole chunk rows once no later tile can touch it.
+After every tile row the band, the row's GeoJSON / table parts and a small state file are saved
+atomically, so a killed run started again continues from the last finished row and ends with exactly
+the result of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from phenoseg.errors import PhenosegError
+from phenoseg.inference.preprocess import normalise_with, percentile_bounds
+from phenoseg.inference.slide_outputs import ObjectWriter, finish_outputs
+from phenoseg.inference.tissue import thumbnail, tissue_mask
+from phenoseg.io.atomic import atomic_write
+from phenoseg.io.omezarr import LabelsWriter
+from phenoseg.io.slide import Slide, open_slide
+
+STATE_VERSION = 1
+
+
+@dataclass
+class SlideOptions:
+    """How one slide is processed (see ``phenoseg segment --help``)."""
+
+    tile: int = 2048
+    overlap: int = 80
+    tissue_mask: bool = True
+    outputs: list[str] = field(default_factory=lambda: ["zarr", "geojson", "csv"])
+    pixel_size_um: float | None = None
+    channels: list[int] | None = None
+    progress: bool = True
+    resume: bool = True
+    chunk: int = 512
+    stop_after_tiles: int | None = None  # for tests: behave as if killed after this many tiles
+
+
+@dataclass
+class SlideResult:
+    """What a slide run produced."""
+
+    n_objects: int
+    files: list[Path]
+    tiles: int
+    tiles_skipped: int
+    seconds: float
+    model_shape: tuple[int, int]
+    level: int
+    resumed_from_row: int = 0
+    model: str = ""
+    pixel_size_um: float = 0.0
+
+    @property
+    def megapixels_per_second(self) -> float:
+        """Throughput at model resolution."""
+        return self.model_shape[0] * self.model_shape[1] / 1e6 / max(self.seconds, 1e-9)
+
+
+class _Grid:
+    """Mapping between the model grid and the chosen pyramid level (factor ``f`` = model px per level px)."""
+
+    def __init__(self, slide: Slide, level: int, px0: float, model_px: float):
+        self.level = level
+        self.level_px = px0 * slide.downsample(level)
+        f = self.level_px / model_px
+        self.f = 1.0 if abs(f - 1.0) < 0.02 else f
+        lv = slide.levels[level]
+        self.height, self.width = max(1, round(lv.height * self.f)), max(1, round(lv.width * self.f))
+        self.to_level0 = model_px / px0  # level-0 px per model px
+
+    def read(self, slide: Slide, y0: int, y1: int, x0: int, x1: int, channels: list[int] | None) -> np.ndarray:
+        """Model-grid region [y0:y1, x0:x1] as float32 (C, h, w), resampled from the level when needed."""
+        if self.f == 1.0:
+            raw = slide.read(self.level, y0, y1, x0, x1)
+        else:
+            ly0, lx0 = int(np.floor(y0 / self.f)), int(np.floor(x0 / self.f))
+            ly1, lx1 = int(np.ceil(y1 / self.f)), int(np.ceil(x1 / self.f))
+            raw = slide.read(self.level, ly0, ly1, lx0, lx1)
+        if channels is not None:
+            raw = raw[channels]
+        x = raw.astype(np.float32)
+        if x.shape[-2:] != (y1 - y0, x1 - x0):
+            import torch
+            from torch.nn import functional as F
+
+            t = torch.from_numpy(np.ascontiguousarray(x))[None]
+            x = F.interpolate(t, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False,
+                              antialias=self.f < 1.0)[0].numpy()
+        return x
+
+
+def _fingerprint(path: Path, net, opts: SlideOptions, grid: _Grid, thresholds: dict) -> dict:
+    st = path.stat() if path.is_file() else None
+    weights = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        weights.update(k.encode())
+        weights.update(v.detach().cpu().numpy().tobytes()[:4096])
+    return {"version": STATE_VERSION, "input": str(path.resolve()), "size": st.st_size if st else None,
+            "mtime": st.st_mtime if st else None, "model": net.config.name, "weights": weights.hexdigest()[:16],
+            "tile": opts.tile, "overlap": opts.overlap, "tissue_mask": opts.tissue_mask, "outputs": opts.outputs,
+            "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": thresholds,
+            "chunk": opts.chunk}
+
+
+def _owned(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
+    """Local ids (1..n) of objects whose centre lies in the tile's core."""
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    lab = labels.astype(np.int64).ravel()
+    area = np.bincount(lab, minlength=n + 1)
+    yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.bincount(lab, yy, n + 1) / area + ry0
+        cx = np.bincount(lab, xx, n + 1) / area + rx0
+    cy0, cy1, cx0, cx1 = core
+    own = (area > 0) & (cy >= cy0 - 0.5) & (cy < cy1 - 0.5) & (cx >= cx0 - 0.5) & (cx < cx1 - 0.5)
+    own[0] = False
+    return np.flatnonzero(own)
+
+
+def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike, stem: str,
+                  opts: SlideOptions | None = None) -> SlideResult:
+    """Segment one (possibly huge) image with ``segmenter``'s model into ``outdir`` (see module doc)."""
+    from phenoseg.inference.runner import build_decoder
+    from phenoseg.inference.tiling import torch_tile_segmenter
+
+    opts = opts or SlideOptions()
+    t_start = time.perf_counter()
+    path, outdir = Path(path), Path(outdir)
+    with open_slide(path) as slide:
+        names = slide.channel_names
+        if opts.channels is not None:
+            bad = [c for c in opts.channels if not 0 <= c < len(names)]
+            if bad:
+                raise PhenosegError(f"{path}: --channels {bad} out of range (the slide has {len(names)})")
+            names = [names[c] for c in opts.channels]
+        px0 = opts.pixel_size_um or slide.pixel_size_um
+        net = segmenter.model_for(len(names))
+        cfg = net.config
+        if not px0:
+            raise PhenosegError(f"{path}: no pixel size in its metadata; pass --pixel-size UM (µm per pixel)")
+        if len(cfg.targets) != 1:
+            raise PhenosegError("whole-slide mode supports single-target (nucleus) models for now")
+        grid = _Grid(slide, slide.choose_level(cfg.pixel_size_um, px0), px0, cfg.pixel_size_um)
+        thresholds = {k: v for k, v in segmenter.thresholds.items() if v is not None}
+        fp = _fingerprint(path, net, opts, grid, thresholds)
+
+        thumb, thumb_down = thumbnail(slide)
+        if opts.channels is not None:
+            thumb = thumb[opts.channels]
+        # once per slide, from the thumbnail (for an image small enough to be its own thumbnail, exactly
+        # the statistics of an untiled run)
+        lo, hi = percentile_bounds(thumb, *cfg.norm_percentiles)
+        mask = tissue_mask(thumb, slide.rgb or cfg.modality == "brightfield") if opts.tissue_mask else None
+
+        work = outdir / f".{stem}.phenoseg-run"
+        zarr_path = outdir / f"{stem}.ome.zarr.partial"
+        state_path = work / "state.json"
+        state = None
+        if opts.resume and state_path.is_file():
+            try:
+                state = json.loads(state_path.read_text())
+            except ValueError:
+                state = None
+            if state is not None and state.get("fingerprint") != fp:
+                state = None
+        resumed_from = 0
+        need_labels = any(k in opts.outputs for k in ("zarr", "labels"))
+        if state is None:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(zarr_path, ignore_errors=True)
+            (work / "parts").mkdir(parents=True)
+            state = {"fingerprint": fp, "row": 0, "next_label": 1, "flushed": 0, "objects": 0, "skipped": 0}
+            band = np.zeros((0, grid.width), np.uint32)
+            writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
+                                  opts.chunk) if need_labels else None
+        else:
+            resumed_from = state["row"]
+            band = np.load(work / "band.npy")
+            writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
+                                  opts.chunk, create=False) if need_labels else None
+
+        run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device,
+                                        segmenter._runner(net, (opts.tile + 2 * opts.overlap) ** 2), thresholds)
+        T, ov, W, H = opts.tile, opts.overlap, grid.width, grid.height
+        rows = list(range(0, H, T))
+        cols = list(range(0, W, T))
+        total_tiles = len(rows) * len(cols)
+        bar = None
+        if opts.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_tiles, initial=state["row"] * len(cols), desc=path.name, unit="tile",
+                       dynamic_ncols=True, leave=False)
+        ns = uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(fp, sort_keys=True))
+        objects = ObjectWriter(names, cfg.pixel_size_um, grid.to_level0, ns, opts.outputs)
+        done_here = 0
+
+        def has_tissue(y0, y1, x0, x1) -> bool:
+            if mask is None:
+                return True
+            s = grid.to_level0 / thumb_down
+            ty0, tx0 = int(y0 * s), int(x0 * s)
+            ty1, tx1 = int(np.ceil(y1 * s)) + 1, int(np.ceil(x1 * s)) + 1
+            return bool(mask[ty0:ty1, tx0:tx1].any())
+
+        def load(y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+            raw = grid.read(slide, y0, y1, x0, x1, opts.channels)
+            return raw, normalise_with(raw, lo, hi)
+
+        pool = ThreadPoolExecutor(1)  # reads the next tile while the network runs on this one
+        try:
+            for r in range(state["row"], len(rows)):
+                cy0, cy1 = rows[r], min(rows[r] + T, H)
+                ry0, ry1 = max(0, cy0 - ov), min(H, cy1 + ov)
+                need = ry1 - state["flushed"]
+                if band.shape[0] < need:
+                    band = np.concatenate([band, np.zeros((need - band.shape[0], W), np.uint32)])
+                boxes = []
+                for cx0 in cols:
+                    cx1 = min(cx0 + T, W)
+                    rx0, rx1 = max(0, cx0 - ov), min(W, cx1 + ov)
+                    boxes.append((cx0, cx1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
+                todo = [i for i, b in enumerate(boxes) if b[4]]
+                reads = {}
+                if todo:
+                    reads[todo[0]] = pool.submit(load, ry0, ry1, boxes[todo[0]][2], boxes[todo[0]][3])
+                row_features, row_table = [], []
+                for i, (cx0, cx1, rx0, rx1, tissue) in enumerate(boxes):
+                    if not tissue:
+                        state["skipped"] += 1
+                    else:
+                        raw, norm = reads.pop(i).result()
+                        nxt = [j for j in todo if j > i]
+                        if nxt:  # one tile ahead: bounded memory
+                            reads[nxt[0]] = pool.submit(load, ry0, ry1, boxes[nxt[0]][2], boxes[nxt[0]][3])
+                        labels, scores = run_tile(norm)
+                        kept = _owned(labels, ry0, rx0, (cy0, cy1, cx0, cx1))
+                        if kept.size:
+                            first = state["next_label"]
+                            new_ids = np.zeros(int(labels.max()) + 1, np.int64)
+                            new_ids[kept] = np.arange(first, first + kept.size)
+                            mapped = new_ids[labels.astype(np.int64)]
+                            region = band[ry0 - state["flushed"] : ry1 - state["flushed"], rx0:rx1]
+                            free = (region == 0) & (mapped > 0)
+                            region[free] = mapped[free]
+                            state["next_label"] += kept.size
+                            local = np.where((region >= first) & (region < first + kept.size),
+                                             region.astype(np.int64) - first + 1, 0)
+                            feats, table = objects.describe(local, raw, first, scores[kept - 1], ry0, rx0)
+                            row_features += feats
+                            row_table += table
+                            state["objects"] += kept.size
+                    done_here += 1
+                    if bar is not None:
+                        bar.set_postfix(objects=state["objects"], refresh=False)
+                        bar.update(1)
+                    if opts.stop_after_tiles is not None and done_here >= opts.stop_after_tiles:
+                        raise KeyboardInterrupt
+                # rows no later tile can touch go to disk in whole chunk rows
+                last = r == len(rows) - 1
+                limit = H if last else ((cy1 - ov) // opts.chunk) * opts.chunk
+                if limit > state["flushed"]:
+                    k = limit - state["flushed"]
+                    if writer is not None:
+                        writer.write_rows(state["flushed"], band[:k])
+                    band = band[k:]
+                    state["flushed"] = limit
+                objects.save_row(work / "parts", r, row_features, row_table)
+                with atomic_write(work / "band.npy", ".npy") as tmp:
+                    np.save(tmp, band)
+                state["row"] = r + 1
+                with atomic_write(state_path, ".json") as tmp:
+                    Path(tmp).write_text(json.dumps(state))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+
+        files = finish_outputs(work, zarr_path, outdir, stem, opts.outputs, writer, objects, len(rows),
+                               {"source": str(path), "model": cfg.name, "pixel_size_um": cfg.pixel_size_um,
+                                "level0_pixel_size_um": px0})
+        shutil.rmtree(work, ignore_errors=True)
+        return SlideResult(state["objects"], files, total_tiles, state["skipped"], time.perf_counter() - t_start,
+                           (H, W), grid.level, resumed_from, cfg.name, float(px0))
+
