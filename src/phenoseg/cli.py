@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 some inputs failed, 2 usage or fatal error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import logging
+
+    # unreadable files are reported once, by phenoseg; tifffile's own log lines would repeat them
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     from phenoseg.commands import run_evaluate, run_export, run_measure, run_models, run_segment, run_train
 
     handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models,

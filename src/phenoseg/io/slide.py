@@ -132,7 +132,10 @@ def _open_tiff(p: Path) -> Slide:
     import tifffile
     import zarr
 
-    tif = tifffile.TiffFile(p)
+    try:
+        tif = tifffile.TiffFile(p)
+    except Exception as exc:
+        raise PhenosegError(f"{p}: cannot read slide ({type(exc).__name__}: {exc})") from exc
     try:
         series = tif.series[0]
         axes = series.axes
