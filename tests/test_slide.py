@@ -219,3 +219,13 @@ def test_cli_dask_local_cluster(tmp_path, slide05):
     b = read_labels_level(out / "he2.ome.zarr")
     np.testing.assert_array_equal(a, b)
     assert a.max() > 50
+
+
+def test_svs_pixel_size_and_region(tmp_path):
+    data = he_mosaic(512, 768)
+    path = tmp_path / "scan.svs"
+    desc = "Aperio Image Library v12.0.15\n768x512 [0,0 768x512] (256x256) RAW|AppMag = 20|MPP = 0.4990"
+    tifffile.imwrite(path, data, tile=(256, 256), photometric="rgb", description=desc)
+    with open_slide(path) as s:  # tiffslide when installed, else tifffile's SVS support
+        assert s.pixel_size_um == pytest.approx(0.499) and s.rgb and s.shape_yx == (512, 768)
+        np.testing.assert_array_equal(s.read(0, 100, 140, 300, 360), np.moveaxis(data[100:140, 300:360], -1, 0))

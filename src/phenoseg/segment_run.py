@@ -195,10 +195,20 @@ def run_segment(args: argparse.Namespace) -> int:
     if args.dask:
         failures, reports = _run_dask(args, files)
     else:
+        from tqdm import tqdm
+
         seg = _make_segmenter(args, progress=not args.quiet)
         announced: set[str] = set()
-        failures, reports = _run_batch(args, files,
-                                       lambda p: process_one(p, args, seg, kinds, explicit, announced))
+        bar = tqdm(total=len(files), unit="image", desc="images", disable=args.quiet or len(files) < 2)
+
+        def one(p: Path):
+            try:
+                return process_one(p, args, seg, kinds, explicit, announced)
+            finally:
+                bar.update(1)
+
+        failures, reports = _run_batch(args, files, one)
+        bar.close()
     report_dir = Path(args.output) if args.output else (files[0].parent / "phenoseg")
     params = {"model": args.model, "pixel_size": args.pixel_size, "device": args.device, "outputs": kinds,
               "tta": args.tta, "seed_threshold": args.seed_threshold, "mask_threshold": args.mask_threshold,
