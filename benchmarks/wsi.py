@@ -25,6 +25,8 @@ import tifffile
 from common import write_result
 from segment_speed import he_mosaic
 
+from phenoseg.inference.slide_pipeline import SLIDE_TILE
+
 CHILD = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
@@ -129,7 +131,7 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=1))
     write_result("wsi", {"source": source, "backend": args.backend, "threads": args.threads,
-                         "tile": 2048, "overlap": 80, "outputs": "zarr (labels only) unless stated",
+                         "tile": SLIDE_TILE, "overlap": 80, "outputs": "zarr (labels only) unless stated",
                          "tiled": rows, "tiled_all_outputs": full, "untiled": untiled, "dask": dask, "summary": summary,
                          "bench_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                          "goals": {"peak_rss_ratio": "<= 1.25", "largest_peak_rss_mb": "< 3072",

@@ -72,7 +72,7 @@ def _slide_outputs(kinds: list[str], explicit: bool) -> list[str]:
 
 def process_one(path: Path, args: argparse.Namespace, seg, kinds: list[str], explicit: bool, announced: set):
     """Segment one input and write its outputs; returns its report entry (or None)."""
-    from phenoseg.inference.slide_pipeline import SlideOptions, segment_slide
+    from phenoseg.inference.slide_pipeline import SLIDE_TILE, SlideOptions, segment_slide
     from phenoseg.io.images import read_image
     from phenoseg.outputs import ObjectSet, write_image_outputs
 
@@ -88,7 +88,7 @@ def process_one(path: Path, args: argparse.Namespace, seg, kinds: list[str], exp
         skipped = [k for k in kinds if k not in SLIDE_OUTPUTS] if explicit else []
         if skipped:
             _say(args, f"{path}: whole-slide mode writes {', '.join(SLIDE_OUTPUTS)}; not written: {', '.join(skipped)}")
-        opts = SlideOptions(tile=args.tile_size or 2048, tissue_mask=not args.no_tissue_mask, outputs=outs,
+        opts = SlideOptions(tile=args.tile_size or SLIDE_TILE, tissue_mask=not args.no_tissue_mask, outputs=outs,
                             pixel_size_um=args.pixel_size, channels=channels, progress=not args.quiet,
                             resume=not args.restart)
         res = segment_slide(path, seg, outdir, image_stem(path), opts)

@@ -32,13 +32,17 @@ from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.slide import Slide, open_slide
 
 STATE_VERSION = 1
+SLIDE_TILE = 1536
 
 
 @dataclass
 class SlideOptions:
-    """How one slide is processed (see ``phenoseg segment --help``)."""
+    """How one slide is processed (see ``phenoseg segment --help``).
 
-    tile: int = 2048
+    The default tile (1536 px + 2 × 80 px context) keeps peak memory near 2.5 GB with ONNX Runtime
+    (benchmarks/wsi.py); larger tiles are a little faster and need more memory."""
+
+    tile: int = SLIDE_TILE
     overlap: int = 80
     tissue_mask: bool = True
     outputs: list[str] = field(default_factory=lambda: ["zarr", "geojson", "csv"])
@@ -115,6 +119,14 @@ def _fingerprint(path: Path, net, opts: SlideOptions, grid: _Grid, thresholds: d
             "tile": opts.tile, "overlap": opts.overlap, "tissue_mask": opts.tissue_mask, "outputs": opts.outputs,
             "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": thresholds,
             "chunk": opts.chunk}
+
+
+def _read_span(c0: int, c1: int, n: int, tile: int, overlap: int) -> tuple[int, int]:
+    """The read window of core [c0, c1): ``overlap`` px of context on each side, shifted inwards at the
+    image's edges so every window has the same length (one shape for the network: its memory is reused)."""
+    length = min(tile + 2 * overlap, n)
+    start = min(max(0, c0 - overlap), n - length)
+    return start, start + length
 
 
 def _owned(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
@@ -228,14 +240,15 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         try:
             for r in range(state["row"], len(rows)):
                 cy0, cy1 = rows[r], min(rows[r] + T, H)
-                ry0, ry1 = max(0, cy0 - ov), min(H, cy1 + ov)
+                ry0, ry1 = _read_span(cy0, cy1, H, T, ov)
+                py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
                 if band.shape[0] < need:
                     band = np.concatenate([band, np.zeros((need - band.shape[0], W), np.uint32)])
                 boxes = []
                 for cx0 in cols:
                     cx1 = min(cx0 + T, W)
-                    rx0, rx1 = max(0, cx0 - ov), min(W, cx1 + ov)
+                    rx0, rx1 = _read_span(cx0, cx1, W, T, ov)
                     boxes.append((cx0, cx1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
                 todo = [i for i, b in enumerate(boxes) if b[4]]
                 reads = {}
@@ -256,14 +269,15 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                             first = state["next_label"]
                             new_ids = np.zeros(int(labels.max()) + 1, np.int64)
                             new_ids[kept] = np.arange(first, first + kept.size)
-                            mapped = new_ids[labels.astype(np.int64)]
-                            region = band[ry0 - state["flushed"] : ry1 - state["flushed"], rx0:rx1]
+                            mapped = new_ids[labels[py0 - ry0 :].astype(np.int64)]
+                            region = band[py0 - state["flushed"] : ry1 - state["flushed"], rx0:rx1]
                             free = (region == 0) & (mapped > 0)
                             region[free] = mapped[free]
                             state["next_label"] += kept.size
                             local = np.where((region >= first) & (region < first + kept.size),
                                              region.astype(np.int64) - first + 1, 0)
-                            feats, table = objects.describe(local, raw, first, scores[kept - 1], ry0, rx0)
+                            feats, table = objects.describe(local, raw[:, py0 - ry0 :], first, scores[kept - 1],
+                                                            py0, rx0)
                             row_features += feats
                             row_table += table
                             state["objects"] += kept.size
