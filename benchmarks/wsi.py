@@ -4,7 +4,7 @@ Slides of 4096², 8192² and 16384² px at 0.5 µm/px (pyramidal OME-TIFF, 3 lev
 mosaic of MoNuSeg tiles (see segment_speed.py). Each run is a fresh process running the slide pipeline
 (OME-Zarr labels only, plus one run with GeoJSON and CSV too), so its peak RSS is its own. Also: the
 untiled throughput on the 4096² image (whole image in memory, one network pass) and Dask with 1 and 2
-local workers on 4 images.
+local workers: 4 images spread over the workers, and the tiles of one slide spread over them.
 
 Run: `python benchmarks/wsi.py [--sizes 4096,8192,16384] [--backend auto]` → results/wsi.json
 """
@@ -120,6 +120,13 @@ def main() -> None:
                     "dask_1_worker_s": dask_run(files, tmp / "d1", 1, args.backend),
                     "dask_2_workers_s": dask_run(files, tmp / "d2", 2, args.backend)}
             dask["speedup_2_vs_1_worker"] = dask["dask_1_worker_s"] / dask["dask_2_workers_s"]
+            one = [tmp / f"slide{base}.ome.tif"]
+            dask["one_slide"] = f"tiles of one {base}² slide on the workers, outputs zarr,csv"
+            dask["one_slide_no_dask_2_threads_s"] = dask_run(one, tmp / "t0", None, args.backend)
+            dask["one_slide_dask_1_worker_s"] = dask_run(one, tmp / "t1", 1, args.backend)
+            dask["one_slide_dask_2_workers_s"] = dask_run(one, tmp / "t2", 2, args.backend)
+            dask["one_slide_speedup_2_vs_1_worker"] = (dask["one_slide_dask_1_worker_s"]
+                                                       / dask["one_slide_dask_2_workers_s"])
             print("dask", json.dumps(dask), flush=True)
     small = next(r for r in rows if r["size"] == base)
     big = rows[-1]

@@ -229,3 +229,15 @@ def test_svs_pixel_size_and_region(tmp_path):
     with open_slide(path) as s:  # tiffslide when installed, else tifffile's SVS support
         assert s.pixel_size_um == pytest.approx(0.499) and s.rgb and s.shape_yx == (512, 768)
         np.testing.assert_array_equal(s.read(0, 100, 140, 300, 360), np.moveaxis(data[100:140, 300:360], -1, 0))
+
+
+def test_dask_tiles_of_one_slide_equal_local_tiles(tmp_path, slide05):
+    pytest.importorskip("dask.distributed")
+    from phenoseg.cli import main
+
+    common = ["--outputs", "zarr,geojson", "--quiet", "--tile-size", "192", "--no-tissue-mask"]
+    assert main(["segment", str(slide05), "-o", str(tmp_path / "local"), *common]) == 0
+    assert main(["segment", str(slide05), "-o", str(tmp_path / "dask"), "--dask", "--workers", "2", *common]) == 0
+    np.testing.assert_array_equal(read_labels_level(tmp_path / "local" / "he.ome.zarr"),
+                                  read_labels_level(tmp_path / "dask" / "he.ome.zarr"))
+    assert (tmp_path / "local" / "he.geojson").read_text() == (tmp_path / "dask" / "he.geojson").read_text()

@@ -61,7 +61,7 @@ def slide_mode(path: Path, args: argparse.Namespace, seg, kinds: list[str]) -> b
             return False  # the in-memory path reports the mismatch
         scale = (px / model_px) if px else 1.0
         h, w = slide.shape_yx
-        return max(h, w) * scale > AUTO_TILE + 80 and args.tile_size is None
+        return max(h, w) * scale > AUTO_TILE + 80
 
 
 def _slide_outputs(kinds: list[str], explicit: bool) -> list[str]:
@@ -70,8 +70,10 @@ def _slide_outputs(kinds: list[str], explicit: bool) -> list[str]:
     return [k for k in kinds if k in SLIDE_OUTPUTS]
 
 
-def process_one(path: Path, args: argparse.Namespace, seg, kinds: list[str], explicit: bool, announced: set):
-    """Segment one input and write its outputs; returns its report entry (or None)."""
+def process_one(path: Path, args: argparse.Namespace, seg, kinds: list[str], explicit: bool, announced: set,
+                executor=None):
+    """Segment one input and write its outputs; returns its report entry (or None). ``executor`` runs the
+    tiles of a slide elsewhere (Dask)."""
     from phenoseg.inference.slide_pipeline import SLIDE_TILE, SlideOptions, segment_slide
     from phenoseg.io.images import read_image
     from phenoseg.outputs import ObjectSet, write_image_outputs
@@ -91,7 +93,7 @@ def process_one(path: Path, args: argparse.Namespace, seg, kinds: list[str], exp
         opts = SlideOptions(tile=args.tile_size or SLIDE_TILE, tissue_mask=not args.no_tissue_mask, outputs=outs,
                             pixel_size_um=args.pixel_size, channels=channels, progress=not args.quiet,
                             resume=not args.restart)
-        res = segment_slide(path, seg, outdir, image_stem(path), opts)
+        res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
         extra = f", resumed at tile row {res.resumed_from_row}" if res.resumed_from_row else ""
         _say(args, f"{path}: {res.n_objects} nuclei in {res.tiles} tiles ({res.tiles_skipped} without tissue), "
                    f"model {res.model}, pyramid level {res.level}, {res.seconds:.1f} s "
@@ -138,22 +140,43 @@ def dask_task(path: str, args: argparse.Namespace, threads: int):
         return path, None, str(exc)
 
 
-def _run_dask(args: argparse.Namespace, files: list[Path]) -> tuple[list, list]:
-    """Spread the inputs over Dask workers: a LocalCluster, or the scheduler at ``--dask ADDRESS``."""
+def _dask_client(args: argparse.Namespace):
+    """(client, local cluster or None, torch threads per task) for ``--dask [ADDRESS]``."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         raise PhenosegError("--dask needs dask.distributed: pip install 'phenoseg[dask]'") from None
-    from tqdm import tqdm
-
-    cluster = None
     if args.dask == "local":
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(args.dask)
-    threads = 1 if cluster is not None else args.threads_per_task
+        return Client(cluster), cluster, 1
+    try:
+        return Client(args.dask, timeout="30s"), None, args.threads_per_task
+    except (OSError, TimeoutError) as exc:
+        raise PhenosegError(f"--dask {args.dask}: cannot reach the scheduler ({exc})") from None
+
+
+def _run_dask_tiles(args: argparse.Namespace, path: Path, kinds: list[str]) -> tuple[list, list]:
+    """One slide: its tiles are segmented on the Dask workers and merged here."""
+    from phenoseg.inference.tile_sources import dask_results
+
+    client, cluster, threads = _dask_client(args)
+    try:
+        seg = _make_segmenter(args, progress=not args.quiet)
+        return _run_batch(args, [path], lambda p: process_one(p, args, seg, kinds, args.outputs_explicit, set(),
+                                                              dask_results(client, threads)))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_dask(args: argparse.Namespace, files: list[Path]) -> tuple[list, list]:
+    """Spread the inputs over Dask workers: a LocalCluster, or the scheduler at ``--dask ADDRESS``."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    client, cluster, threads = _dask_client(args)
     failures, reports = [], []
     quiet = argparse.Namespace(**{**vars(args), "quiet": True})
     try:
@@ -192,7 +215,9 @@ def run_segment(args: argparse.Namespace) -> int:
         ensure_writable(Path(args.output))
     if args.tile_size is not None and args.tile_size < 64:
         raise PhenosegError("--tile-size must be at least 64 px")
-    if args.dask:
+    if args.dask and len(files) == 1 and slide_mode(files[0], args, _make_segmenter(args, False), kinds):
+        failures, reports = _run_dask_tiles(args, files[0], kinds)
+    elif args.dask:
         failures, reports = _run_dask(args, files)
     else:
         from tqdm import tqdm

@@ -17,15 +17,15 @@ import os
 import shutil
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.inference.preprocess import normalise_with, percentile_bounds
+from phenoseg.inference.preprocess import percentile_bounds
 from phenoseg.inference.slide_outputs import ObjectWriter, finish_outputs
+from phenoseg.inference.tile_sources import Tile, TileJob, local_results
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
@@ -147,8 +147,12 @@ def _owned(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, in
 
 
 def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike, stem: str,
-                  opts: SlideOptions | None = None) -> SlideResult:
-    """Segment one (possibly huge) image with ``segmenter``'s model into ``outdir`` (see module doc)."""
+                  opts: SlideOptions | None = None, executor=None) -> SlideResult:
+    """Segment one (possibly huge) image with ``segmenter``'s model into ``outdir`` (see module doc).
+
+    ``executor`` (e.g. :func:`phenoseg.inference.tile_sources.dask_results` bound to a client) runs the
+    tiles elsewhere; they come back in order and are merged here exactly as local ones.
+    """
     from phenoseg.inference.runner import build_decoder
     from phenoseg.inference.tiling import torch_tile_segmenter
 
@@ -208,8 +212,6 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
                                   opts.chunk, create=False) if need_labels else None
 
-        run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device,
-                                        segmenter._runner(net, (opts.tile + 2 * opts.overlap) ** 2), thresholds)
         T, ov, W, H = opts.tile, opts.overlap, grid.width, grid.height
         rows = list(range(0, H, T))
         cols = list(range(0, W, T))
@@ -232,52 +234,54 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             ty1, tx1 = int(np.ceil(y1 * s)) + 1, int(np.ceil(x1 * s)) + 1
             return bool(mask[ty0:ty1, tx0:tx1].any())
 
-        def load(y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-            raw = grid.read(slide, y0, y1, x0, x1, opts.channels)
-            return raw, normalise_with(raw, lo, hi)
-
-        pool = ThreadPoolExecutor(1)  # reads the next tile while the network runs on this one
+        tiles: list[Tile] = []
+        for r in range(state["row"], len(rows)):
+            cy0, cy1 = rows[r], min(rows[r] + T, H)
+            ry0, ry1 = _read_span(cy0, cy1, H, T, ov)
+            for cx0 in cols:
+                cx1 = min(cx0 + T, W)
+                rx0, rx1 = _read_span(cx0, cx1, W, T, ov)
+                tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
+        job = TileJob(str(path), grid, opts.channels, lo, hi)
+        if executor is None:
+            runner = segmenter._runner(net, (min(T, H) + 2 * ov) * (min(T, W) + 2 * ov))
+            run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device, runner, thresholds)
+            results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
+        else:
+            results = executor(tiles, job, cfg.name if segmenter._model_arg == "auto" else segmenter._model_arg,
+                               segmenter.backend, thresholds)
+        by_row: dict[int, list[Tile]] = {}
+        for t in tiles:
+            by_row.setdefault(t.row, []).append(t)
         try:
             for r in range(state["row"], len(rows)):
                 cy0, cy1 = rows[r], min(rows[r] + T, H)
-                ry0, ry1 = _read_span(cy0, cy1, H, T, ov)
+                ry0, ry1 = by_row[r][0].ry0, by_row[r][0].ry1
                 py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
                 if band.shape[0] < need:
                     band = np.concatenate([band, np.zeros((need - band.shape[0], W), np.uint32)])
-                boxes = []
-                for cx0 in cols:
-                    cx1 = min(cx0 + T, W)
-                    rx0, rx1 = _read_span(cx0, cx1, W, T, ov)
-                    boxes.append((cx0, cx1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
-                todo = [i for i, b in enumerate(boxes) if b[4]]
-                reads = {}
-                if todo:
-                    reads[todo[0]] = pool.submit(load, ry0, ry1, boxes[todo[0]][2], boxes[todo[0]][3])
                 row_features, row_table = [], []
-                for i, (cx0, cx1, rx0, rx1, tissue) in enumerate(boxes):
-                    if not tissue:
+                for t in by_row[r]:
+                    res = next(results)
+                    if res is None:
                         state["skipped"] += 1
                     else:
-                        raw, norm = reads.pop(i).result()
-                        nxt = [j for j in todo if j > i]
-                        if nxt:  # one tile ahead: bounded memory
-                            reads[nxt[0]] = pool.submit(load, ry0, ry1, boxes[nxt[0]][2], boxes[nxt[0]][3])
-                        labels, scores = run_tile(norm)
-                        kept = _owned(labels, ry0, rx0, (cy0, cy1, cx0, cx1))
+                        raw, labels, scores = res
+                        kept = _owned(labels, ry0, t.rx0, (cy0, cy1, t.cx0, t.cx1))
                         if kept.size:
                             first = state["next_label"]
                             new_ids = np.zeros(int(labels.max()) + 1, np.int64)
                             new_ids[kept] = np.arange(first, first + kept.size)
                             mapped = new_ids[labels[py0 - ry0 :].astype(np.int64)]
-                            region = band[py0 - state["flushed"] : ry1 - state["flushed"], rx0:rx1]
+                            region = band[py0 - state["flushed"] : ry1 - state["flushed"], t.rx0 : t.rx1]
                             free = (region == 0) & (mapped > 0)
                             region[free] = mapped[free]
                             state["next_label"] += kept.size
                             local = np.where((region >= first) & (region < first + kept.size),
                                              region.astype(np.int64) - first + 1, 0)
                             feats, table = objects.describe(local, raw[:, py0 - ry0 :], first, scores[kept - 1],
-                                                            py0, rx0)
+                                                            py0, t.rx0)
                             row_features += feats
                             row_table += table
                             state["objects"] += kept.size
@@ -303,7 +307,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                 with atomic_write(state_path, ".json") as tmp:
                     Path(tmp).write_text(json.dumps(state))
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            results.close()
             if bar is not None:
                 bar.close()
 
