@@ -121,12 +121,21 @@ def _fingerprint(path: Path, net, opts: SlideOptions, grid: _Grid, thresholds: d
             "chunk": opts.chunk}
 
 
-def _read_span(c0: int, c1: int, n: int, tile: int, overlap: int) -> tuple[int, int]:
+def _balanced(n: int, tile: int, stride: int) -> int:
+    """Core size for ``n`` px in tiles of about ``tile``: equal cores (2048 px with tile 1536 gives two
+    cores of 1024, not 1536 + 512), rounded up to a multiple of the network's stride."""
+    core = -(-n // -(-n // tile))
+    return -(-core // stride) * stride
+
+
+def _read_span(c0: int, c1: int, n: int, core: int, overlap: int, stride: int) -> tuple[int, int]:
     """The read window of core [c0, c1): ``overlap`` px of context on each side, shifted inwards at the
-    image's edges so every window has the same length (one shape for the network: its memory is reused)."""
-    length = min(tile + 2 * overlap, n)
-    start = min(max(0, c0 - overlap), n - length)
-    return start, start + length
+    image's far edge so every window has the same padded shape (the network's memory is reused). Starts
+    stay on the network's stride grid, so a tile sees exactly the features of an untiled run."""
+    length = min(core + 2 * overlap, n)
+    last = -(-max(0, n - length) // stride) * stride
+    start = min(max(0, c0 - overlap), last)
+    return start, min(n, start + length)
 
 
 def _owned(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
@@ -212,9 +221,11 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
                                   opts.chunk, create=False) if need_labels else None
 
-        T, ov, W, H = opts.tile, opts.overlap, grid.width, grid.height
-        rows = list(range(0, H, T))
-        cols = list(range(0, W, T))
+        ov, W, H = opts.overlap, grid.width, grid.height
+        stride = net.stride
+        th, tw = _balanced(H, opts.tile, stride), _balanced(W, opts.tile, stride)
+        rows = list(range(0, H, th))
+        cols = list(range(0, W, tw))
         total_tiles = len(rows) * len(cols)
         bar = None
         if opts.progress:
@@ -236,15 +247,15 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
 
         tiles: list[Tile] = []
         for r in range(state["row"], len(rows)):
-            cy0, cy1 = rows[r], min(rows[r] + T, H)
-            ry0, ry1 = _read_span(cy0, cy1, H, T, ov)
+            cy0, cy1 = rows[r], min(rows[r] + th, H)
+            ry0, ry1 = _read_span(cy0, cy1, H, th, ov, stride)
             for cx0 in cols:
-                cx1 = min(cx0 + T, W)
-                rx0, rx1 = _read_span(cx0, cx1, W, T, ov)
+                cx1 = min(cx0 + tw, W)
+                rx0, rx1 = _read_span(cx0, cx1, W, tw, ov, stride)
                 tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
         job = TileJob(str(path), grid, opts.channels, lo, hi)
         if executor is None:
-            runner = segmenter._runner(net, (min(T, H) + 2 * ov) * (min(T, W) + 2 * ov))
+            runner = segmenter._runner(net, (th + 2 * ov) * (tw + 2 * ov))
             run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device, runner, thresholds)
             results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
         else:
@@ -255,7 +266,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             by_row.setdefault(t.row, []).append(t)
         try:
             for r in range(state["row"], len(rows)):
-                cy0, cy1 = rows[r], min(rows[r] + T, H)
+                cy0, cy1 = rows[r], min(rows[r] + th, H)
                 ry0, ry1 = by_row[r][0].ry0, by_row[r][0].ry1
                 py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
