@@ -224,6 +224,11 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         ov, W, H = opts.overlap, grid.width, grid.height
         stride = net.stride
         th, tw = _balanced(H, opts.tile, stride), _balanced(W, opts.tile, stride)
+        # one buffer for the rows not yet on disk: at most a window plus a chunk row (memory ∝ slide width)
+        saved, band = band, np.zeros((min(H, th + 2 * ov + opts.chunk), W), np.uint32)
+        valid = saved.shape[0]
+        band[:valid] = saved
+        del saved
         rows = list(range(0, H, th))
         cols = list(range(0, W, tw))
         total_tiles = len(rows) * len(cols)
@@ -270,8 +275,9 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                 ry0, ry1 = by_row[r][0].ry0, by_row[r][0].ry1
                 py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
-                if band.shape[0] < need:
-                    band = np.concatenate([band, np.zeros((need - band.shape[0], W), np.uint32)])
+                if need > band.shape[0]:
+                    raise RuntimeError(f"tile row {r} needs {need} band rows, the band holds {band.shape[0]}")
+                valid = max(valid, need)
                 row_features, row_table = [], []
                 for t in by_row[r]:
                     res = next(results)
@@ -309,11 +315,14 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                     k = limit - state["flushed"]
                     if writer is not None:
                         writer.write_rows(state["flushed"], band[:k])
-                    band = band[k:]
+                    for i in range(0, valid - k, k):  # shift the rest up in place, k rows at a time (no copy)
+                        band[i : min(i + k, valid - k)] = band[i + k : min(i + 2 * k, valid)]
+                    band[max(0, valid - k) : valid] = 0
+                    valid = max(0, valid - k)
                     state["flushed"] = limit
                 objects.save_row(work / "parts", r, row_features, row_table)
                 with atomic_write(work / "band.npy", ".npy") as tmp:
-                    np.save(tmp, band)
+                    np.save(tmp, band[:valid])
                 state["row"] = r + 1
                 with atomic_write(state_path, ".json") as tmp:
                     Path(tmp).write_text(json.dumps(state))
