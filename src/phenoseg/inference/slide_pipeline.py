@@ -128,13 +128,15 @@ def _balanced(n: int, tile: int, stride: int) -> int:
     return -(-core // stride) * stride
 
 
-def _read_span(c0: int, c1: int, n: int, core: int, overlap: int, stride: int) -> tuple[int, int]:
-    """The read window of core [c0, c1): ``overlap`` px of context on each side, shifted inwards at the
-    image's far edge so every window has the same padded shape (the network's memory is reused). Starts
-    stay on the network's stride grid, so a tile sees exactly the features of an untiled run."""
-    length = min(core + 2 * overlap, n)
+def _read_span(c0: int, c1: int, n: int, window: int, stride: int) -> tuple[int, int]:
+    """The read window of core [c0, c1): ``window`` px long whatever the core (so every tile of every slide
+    has one shape and the network's memory is the same for any slide size), centred on the core, shifted
+    inwards at the image's edges, and starting on the network's stride grid so that a tile sees exactly the
+    features of an untiled run. The core gets at least (window − core) / 2 px of context on each side."""
+    length = min(window, n)
     last = -(-max(0, n - length) // stride) * stride
-    start = min(max(0, c0 - overlap), last)
+    start = ((c0 - (length - (c1 - c0)) // 2) // stride) * stride
+    start = min(max(0, start), last)
     return start, min(n, start + length)
 
 
@@ -223,9 +225,11 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
 
         ov, W, H = opts.overlap, grid.width, grid.height
         stride = net.stride
-        th, tw = _balanced(H, opts.tile, stride), _balanced(W, opts.tile, stride)
+        tile = max(stride, (opts.tile // stride) * stride)
+        th, tw = _balanced(H, tile, stride), _balanced(W, tile, stride)
+        window = tile + 2 * ov
         # one buffer for the rows not yet on disk: at most a window plus a chunk row (memory ∝ slide width)
-        saved, band = band, np.zeros((min(H, th + 2 * ov + opts.chunk), W), np.uint32)
+        saved, band = band, np.zeros((min(H, window + opts.chunk), W), np.uint32)
         valid = saved.shape[0]
         band[:valid] = saved
         del saved
@@ -253,14 +257,14 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         tiles: list[Tile] = []
         for r in range(state["row"], len(rows)):
             cy0, cy1 = rows[r], min(rows[r] + th, H)
-            ry0, ry1 = _read_span(cy0, cy1, H, th, ov, stride)
+            ry0, ry1 = _read_span(cy0, cy1, H, window, stride)
             for cx0 in cols:
                 cx1 = min(cx0 + tw, W)
-                rx0, rx1 = _read_span(cx0, cx1, W, tw, ov, stride)
+                rx0, rx1 = _read_span(cx0, cx1, W, window, stride)
                 tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
         job = TileJob(str(path), grid, opts.channels, lo, hi)
         if executor is None:
-            runner = segmenter._runner(net, (th + 2 * ov) * (tw + 2 * ov))
+            runner = segmenter._runner(net, min(window, H) * min(window, W))
             run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device, runner, thresholds)
             results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
         else:

@@ -18,7 +18,7 @@ def thumbnail(slide: Slide, max_side: int = 2048) -> tuple[np.ndarray, float]:
     if step == 1:
         return slide.read(level, 0, lv.height, 0, lv.width), slide.downsample(level)
     strips = []
-    strip = max(step, (4096 // step) * step)
+    strip = max(step, (1024 // step) * step)  # rows read at once: bounded memory
     for y in range(0, lv.height, strip):
         strips.append(slide.read(level, y, y + strip, 0, lv.width)[:, ::step, ::step])
     return np.concatenate(strips, 1), slide.downsample(level) * step

@@ -63,9 +63,11 @@ class LabelsWriter:
                 str(level), shape=(h, w), chunks=(self.chunk, self.chunk), dtype="uint32", fill_value=0,
                 compressors=numcodecs.Zstd(level=3), chunk_key_encoding={"name": "v2", "separator": "/"},
                 overwrite=True)
-            for y in range(0, h, self.chunk):
-                src = prev[2 * y : min(2 * (y + self.chunk), prev.shape[0]) : 2, ::2]
-                arr[y : y + src.shape[0], :] = src
+            c = self.chunk
+            for y in range(0, h, c):  # one output chunk at a time: memory independent of the slide's size
+                for x in range(0, w, c):
+                    src = prev[2 * y : min(2 * (y + c), prev.shape[0]) : 2, 2 * x : min(2 * (x + c), prev.shape[1]) : 2]
+                    arr[y : y + src.shape[0], x : x + src.shape[1]] = src
             prev = arr
         px = self.pixel_size_um or 1.0
         unit = "micrometer" if self.pixel_size_um else None
