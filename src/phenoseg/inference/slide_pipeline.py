@@ -140,23 +140,6 @@ def _read_span(c0: int, c1: int, n: int, window: int, stride: int) -> tuple[int,
     return start, min(n, start + length)
 
 
-def _owned(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
-    """Local ids (1..n) of objects whose centre lies in the tile's core."""
-    n = int(labels.max(initial=0))
-    if n == 0:
-        return np.zeros(0, np.int64)
-    lab = labels.astype(np.int64).ravel()
-    area = np.bincount(lab, minlength=n + 1)
-    yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(lab, yy, n + 1) / area + ry0
-        cx = np.bincount(lab, xx, n + 1) / area + rx0
-    cy0, cy1, cx0, cx1 = core
-    own = (area > 0) & (cy >= cy0 - 0.5) & (cy < cy1 - 0.5) & (cx >= cx0 - 0.5) & (cx < cx1 - 0.5)
-    own[0] = False
-    return np.flatnonzero(own)
-
-
 def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike, stem: str,
                   opts: SlideOptions | None = None, executor=None) -> SlideResult:
     """Segment one (possibly huge) image with ``segmenter``'s model into ``outdir`` (see module doc).
@@ -165,7 +148,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
     tiles elsewhere; they come back in order and are merged here exactly as local ones.
     """
     from phenoseg.inference.runner import build_decoder
-    from phenoseg.inference.tiling import torch_tile_segmenter
+    from phenoseg.inference.tiling import owned_objects, torch_tile_segmenter
 
     opts = opts or SlideOptions()
     t_start = time.perf_counter()
@@ -289,7 +272,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                         state["skipped"] += 1
                     else:
                         raw, labels, scores = res
-                        kept = _owned(labels, ry0, t.rx0, (cy0, cy1, t.cx0, t.cx1))
+                        kept = owned_objects(labels, ry0, t.rx0, (cy0, cy1, t.cx0, t.cx1))
                         if kept.size:
                             first = state["next_label"]
                             new_ids = np.zeros(int(labels.max()) + 1, np.int64)

@@ -20,6 +20,24 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> Iterator[tupl
             yield y0, min(y0 + tile, height), x0, min(x0 + tile, width), max(0, y0 - overlap), max(0, x0 - overlap)
 
 
+def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
+    """Ids (1..n) of the objects of a tile's ``labels`` (read at row ``ry0``, column ``rx0``) whose centre
+    lies in the tile's core (y0, y1, x0, x1)."""
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    lab = labels.astype(np.int64).ravel()
+    area = np.bincount(lab, minlength=n + 1)
+    yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.bincount(lab, yy, n + 1) / area + ry0
+        cx = np.bincount(lab, xx, n + 1) / area + rx0
+    cy0, cy1, cx0, cx1 = core
+    own = (area > 0) & (cy >= cy0 - 0.5) & (cy < cy1 - 0.5) & (cx >= cx0 - 0.5) & (cx < cx1 - 0.5)
+    own[0] = False
+    return np.flatnonzero(own)
+
+
 def segment_tiled(
     image: np.ndarray,
     segment_tile: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
@@ -42,16 +60,8 @@ def segment_tiled(
         labels, tile_scores = segment_tile(image[:, ry0:ry1, rx0:rx1])
         n = int(labels.max(initial=0))
         if n:
-            lab = labels.astype(np.int64).ravel()
-            area = np.bincount(lab, minlength=n + 1)
-            yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cy = np.bincount(lab, yy, n + 1) / area + ry0
-                cx = np.bincount(lab, xx, n + 1) / area + rx0
-            own = (area > 0) & (cy >= cy0 - 0.5) & (cy < cy1 - 0.5) & (cx >= cx0 - 0.5) & (cx < cx1 - 0.5)
-            own[0] = False
             new_ids = np.zeros(n + 1, np.int64)
-            kept = np.flatnonzero(own)
+            kept = owned_objects(labels, ry0, rx0, (cy0, cy1, cx0, cx1))
             new_ids[kept] = np.arange(next_label, next_label + kept.size)
             mapped = new_ids[labels.astype(np.int64)]
             region = out[ry0:ry1, rx0:rx1]
