@@ -90,7 +90,7 @@ def _finish_batch(args: argparse.Namespace, files: list[Path], failures: list[tu
     if failures:
         print(f"phenoseg: {len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
         for path, msg in failures:
-            print(f"  {path}: {msg}", file=sys.stderr)
+            print(f"  {msg}" if msg.startswith(str(path)) else f"  {path}: {msg}", file=sys.stderr)
         return 1
     _say(args, f"done: {len(files)} image(s)")
     return 0

@@ -142,6 +142,8 @@ class Segmenter:
         runner = self._runner(net, data.shape[-2] * data.shape[-1])
         thresholds = {k: v for k, v in self.thresholds.items() if v is not None}
         tile = self.tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
+        if tile:  # tiles on the network's stride grid see exactly the features of an untiled run
+            tile = -(-tile // net.stride) * net.stride
         if tile and len(cfg.targets) == 1 and not self.tta:
             run_tile = torch_tile_segmenter(net, build_decoder(net), self.device, runner, thresholds)
             bar = None
