@@ -45,18 +45,26 @@ def image_stem(path: Path) -> str:
     return path.stem
 
 
-def select_channels(image, spec: str | None):
-    """Keep the channels named or numbered (0-based) in a comma-separated ``spec``, in that order."""
+def channel_indices(names: list[str], spec: str | None, where: str) -> list[int] | None:
+    """0-based indices of the channels named or numbered in a comma-separated ``spec`` (None: all)."""
     if not spec:
-        return image
+        return None
     picks = []
     for token in (t.strip() for t in spec.split(",") if t.strip()):
-        if token in image.channel_names:
-            picks.append(image.channel_names.index(token))
-        elif token.lstrip("-").isdigit() and -image.data.shape[0] <= int(token) < image.data.shape[0]:
-            picks.append(int(token) % image.data.shape[0])
+        if token in names:
+            picks.append(names.index(token))
+        elif token.lstrip("-").isdigit() and -len(names) <= int(token) < len(names):
+            picks.append(int(token) % len(names))
         else:
-            raise PhenosegError(f"{image.path}: no channel '{token}' (channels: {', '.join(image.channel_names)})")
+            raise PhenosegError(f"{where}: no channel '{token}' (channels: {', '.join(names)})")
+    return picks
+
+
+def select_channels(image, spec: str | None):
+    """Keep the channels named or numbered (0-based) in a comma-separated ``spec``, in that order."""
+    picks = channel_indices(image.channel_names, spec, image.path)
+    if picks is None:
+        return image
     from phenoseg.io.images import Image
 
     return Image(image.data[picks], image.pixel_size_um, [image.channel_names[i] for i in picks], image.path,

@@ -12,6 +12,7 @@ from phenoseg.commands import (
     _finish_batch,
     _run_batch,
     _say,
+    channel_indices,
     ensure_writable,
     expand_inputs,
     image_stem,
@@ -21,21 +22,6 @@ from phenoseg.errors import PhenosegError
 from phenoseg.outputs import DEFAULT_OUTPUTS, parse_outputs
 
 SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv")
-
-
-def channel_indices(names: list[str], spec: str | None, where: str) -> list[int] | None:
-    """0-based indices of the channels named or numbered in a comma-separated ``spec`` (None: all)."""
-    if not spec:
-        return None
-    picks = []
-    for token in (t.strip() for t in spec.split(",") if t.strip()):
-        if token in names:
-            picks.append(names.index(token))
-        elif token.lstrip("-").isdigit() and -len(names) <= int(token) < len(names):
-            picks.append(int(token) % len(names))
-        else:
-            raise PhenosegError(f"{where}: no channel '{token}' (channels: {', '.join(names)})")
-    return picks
 
 
 def slide_mode(path: Path, args: argparse.Namespace, seg, kinds: list[str]) -> bool:

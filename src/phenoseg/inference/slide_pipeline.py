@@ -192,19 +192,18 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                 state = None
         resumed_from = 0
         need_labels = any(k in opts.outputs for k in ("zarr", "labels"))
-        if state is None:
+        fresh = state is None
+        if fresh:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(zarr_path, ignore_errors=True)
             (work / "parts").mkdir(parents=True)
             state = {"fingerprint": fp, "row": 0, "next_label": 1, "flushed": 0, "objects": 0, "skipped": 0}
-            band = np.zeros((0, grid.width), np.uint32)
-            writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
-                                  opts.chunk) if need_labels else None
+            saved = np.zeros((0, grid.width), np.uint32)
         else:
             resumed_from = state["row"]
-            band = np.load(work / "band.npy")
-            writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um,
-                                  opts.chunk, create=False) if need_labels else None
+            saved = np.load(work / "band.npy")
+        writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um, opts.chunk,
+                              create=fresh) if need_labels else None
 
         ov, W, H = opts.overlap, grid.width, grid.height
         stride = net.stride
@@ -212,7 +211,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         th, tw = _balanced(H, tile, stride), _balanced(W, tile, stride)
         window = tile + 2 * ov
         # one buffer for the rows not yet on disk: at most a window plus a chunk row (memory ∝ slide width)
-        saved, band = band, np.zeros((min(H, window + opts.chunk), W), np.uint32)
+        band = np.zeros((min(H, window + opts.chunk), W), np.uint32)
         valid = saved.shape[0]
         band[:valid] = saved
         del saved
@@ -237,14 +236,16 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             ty1, tx1 = int(np.ceil(y1 * s)) + 1, int(np.ceil(x1 * s)) + 1
             return bool(mask[ty0:ty1, tx0:tx1].any())
 
-        tiles: list[Tile] = []
+        by_row: dict[int, list[Tile]] = {}
         for r in range(state["row"], len(rows)):
             cy0, cy1 = rows[r], min(rows[r] + th, H)
             ry0, ry1 = _read_span(cy0, cy1, H, window, stride)
             for cx0 in cols:
                 cx1 = min(cx0 + tw, W)
                 rx0, rx1 = _read_span(cx0, cx1, W, window, stride)
-                tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
+                by_row.setdefault(r, []).append(
+                    Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
+        tiles = [t for row_tiles in by_row.values() for t in row_tiles]
         job = TileJob(str(path), grid, opts.channels, lo, hi)
         if executor is None:
             runner = segmenter._runner(net, min(window, H) * min(window, W))
@@ -253,13 +254,10 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         else:
             results = executor(tiles, job, cfg.name if segmenter._model_arg == "auto" else segmenter._model_arg,
                                segmenter.backend, thresholds)
-        by_row: dict[int, list[Tile]] = {}
-        for t in tiles:
-            by_row.setdefault(t.row, []).append(t)
         try:
             for r in range(state["row"], len(rows)):
-                cy0, cy1 = rows[r], min(rows[r] + th, H)
-                ry0, ry1 = by_row[r][0].ry0, by_row[r][0].ry1
+                head = by_row[r][0]
+                cy0, cy1, ry0, ry1 = head.cy0, head.cy1, head.ry0, head.ry1
                 py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
                 if need > band.shape[0]:
