@@ -109,3 +109,63 @@ def test_init_from_model_fine_tunes(tmp_path, dataset_dir, model_dir):
     # zero steps: the saved weights are the initial ones
     for (k, a), b in zip(base.state_dict().items(), tuned.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def _trained_like(widths: list[int]) -> InstanSegNet:
+    """A small network whose batch-norm statistics are not the defaults (as after training)."""
+    torch.manual_seed(3)
+    net = InstanSegNet(ModelConfig(name="small", widths=widths))
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(2, 3, 64, 64))
+    return net.eval()
+
+
+@pytest.mark.parametrize("widths,blocks", [([8, 16, 32], 1), ([8, 16], 2), ([8, 16, 32], 2)])
+def test_grow_starts_as_the_trained_network(widths, blocks):
+    from phenoseg.training.grow import _new_key, grow_network
+
+    base = _trained_like([8, 16])
+    grown = grow_network(base, InstanSegNet(ModelConfig(name="g", widths=widths, blocks_per_level=blocks))).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = base(x), grown(x)
+    assert a.shape == b.shape
+    assert float((a - b).abs().max()) < 1e-2 * float(a.abs().max())
+    # a randomly initialised network of the same shape is far from it
+    with torch.no_grad():
+        other = InstanSegNet(ModelConfig(name="r", widths=widths, blocks_per_level=blocks)).eval()(x)
+    assert float((a - other).abs().max()) > 0.1 * float(a.abs().max())
+    # the added parts learn: after one optimiser step the output moves
+    opt = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown.train()
+    loss = grown(x).pow(2).mean()
+    loss.backward()
+    extra = len(widths) - 2
+    placed = {_new_key(k, extra) for k in base.state_dict()}
+    new_scales = {n: p for n, p in grown.named_parameters() if n not in placed and n.endswith("body.1.1.weight")
+                  and not n.startswith("backbone.encoders.2")}  # a new deepest level learns once its projection has
+    assert new_scales and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in new_scales.values())
+    opt.step()
+
+
+def test_grow_refuses_incompatible_widths():
+    from phenoseg.training.grow import grow_network
+
+    base = _trained_like([8, 16])
+    with pytest.raises(PhenosegError, match="must start with"):
+        grow_network(base, InstanSegNet(ModelConfig(name="g", widths=[16, 32, 64])))
+
+
+def test_cli_grow_from_model(tmp_path, dataset_dir, model_dir):
+    from phenoseg.cli import main
+
+    out = tmp_path / "grown"
+    code = main(["train", "--data", str(dataset_dir), "--out", str(out), "--steps", "2", "--crop", "64",
+                 "--batch", "2", "--init", str(model_dir), "--grow", "--widths", "8,16,32", "--quiet", "--no-tune"])
+    assert code == 0
+    grown = load_model(out)
+    assert grown.config.widths == [8, 16, 32] and grown.stride == 4
+    assert main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "g2"), "--steps", "1",
+                 "--grow", "--widths", "8,16,32"]) == 2

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch", type=int, default=4)
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--widths", default="16,32,64,128", help="backbone widths per level")
+    tr.add_argument("--blocks-per-level", type=int, default=1, help="residual blocks per backbone level")
+    tr.add_argument("--grow", action="store_true",
+                    help="with --init: extend its network to --widths / --blocks-per-level (new parts start as "
+                         "identities), then train")
     tr.add_argument("--window", type=int, default=64, help="membership window (px at model resolution)")
     tr.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
     tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"])

@@ -266,6 +266,8 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.grow and not args.init:
+        raise PhenosegError("--grow extends the model given by --init; pass --init NAME_OR_DIR")
     if args.minutes is None and args.steps is None:
         raise PhenosegError("give a budget: --minutes N and/or --steps N")
     try:
@@ -278,7 +280,8 @@ def run_train(args: argparse.Namespace) -> int:
         crop=args.crop, batch=args.batch, lr=args.lr, widths=widths, window=args.window,
         val_minutes=args.val_minutes, device=args.device, name=args.name, modality=args.modality, quiet=args.quiet,
         strong_augment=args.modality == "brightfield", init=args.init, workers=args.workers,
-        val_max_images=args.val_max_images, tune=not args.no_tune,
+        val_max_images=args.val_max_images, tune=not args.no_tune, blocks_per_level=args.blocks_per_level,
+        grow=args.grow,
     )
     summary = train(opts)
     print(json.dumps(summary, indent=2))

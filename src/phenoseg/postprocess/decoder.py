@@ -28,7 +28,7 @@ class InstanceDecoder(nn.Module):
         offset_range: float,
         coord_scale: float,
         postprocess: PostprocessConfig,
-        seed_chunk: int = 2048,
+        seed_chunk: int = 256,
     ) -> None:
         super().__init__()
         self.mlps = mlps

@@ -57,6 +57,7 @@ class TrainOptions:
     init: str | None = None
     workers: int = 0
     tune: bool = True
+    grow: bool = False
 
 
 class CropStream(torch.utils.data.IterableDataset):
@@ -186,12 +187,18 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         base = load_model(opts.init)
         if base.config.in_channels != channels:
             raise PhenosegError(f"--init {opts.init}: {base.config.in_channels} channel(s), the data have {channels}")
-        config.widths, config.blocks_per_level = list(base.config.widths), base.config.blocks_per_level
+        if not opts.grow:  # plain fine-tuning keeps the architecture; --grow takes widths / blocks from opts
+            config.widths, config.blocks_per_level = list(base.config.widths), base.config.blocks_per_level
         config.dim_positional, config.dim_conditional = base.config.dim_positional, base.config.dim_conditional
         config.mlp_hidden = base.config.mlp_hidden
     net = InstanSegNet(config).to(device)
     if opts.init and not opts.resume:
-        net.load_state_dict(base.state_dict())
+        if opts.grow:
+            from phenoseg.training.grow import grow_network
+
+            grow_network(base, net)
+        else:
+            net.load_state_dict(base.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     info = {"step": 0, "elapsed_s": 0.0, "best_score": -1.0, "crops_seen": 0, "history": []}
     if opts.resume:
