@@ -38,7 +38,7 @@ def cache_outputs(net, model: str, scale: float, limit: int | None) -> dict[str,
     cfg = net.config
     lo, hi = cfg.norm_percentiles
     out: dict[str, list] = {}
-    for dataset, assumed in PLAN[model]:
+    for dataset, assumed in PLAN[net.config.name]:
         root = DATA / dataset
         manifest = load_manifest(root)
         items = []
@@ -80,7 +80,7 @@ def criterion(res: dict[str, dict]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("model")
+    parser.add_argument("model", help="bundled model name or model folder")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
                         help="pixel size multipliers to try (0.8: run at 0.8 × the model's pixel size)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per dataset")
@@ -117,7 +117,8 @@ def main() -> None:
                                                           for d, r in res.items()}, flush=True)
         runs.append({"scale": scale, "default": default,
                      "best": {"params": params, "criterion": best, "scores": best_res}})
-    print(write_result(f"postprocess_sweep_{args.model}", {"model": args.model, "grid": GRID, "runs": runs}))
+    name = net.config.name
+    print(write_result(f"postprocess_sweep_{name}", {"model": args.model, "grid": GRID, "runs": runs}))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 #   python tools/pack_training_data.py .gpudata ../shared/data/{monuseg,cpm15,consep_patches,dsb2018_brightfield} \
 #       --pixel-size 0.5 --data-pixel-size dsb2018_brightfield=0.3 --channels 3
 # Usage: tools/train_brightfield_gpu.sh DATA OUT_RUN MINUTES [RESULTS_DIR]
+# Environment: INIT (model to start from, default brightfield_nuclei), LR (default 1e-3), DEVICE (default cuda),
+# EXTRA (more `phenoseg train` options, e.g. EXTRA="--grow --widths 16,32,64,128,256" for a deeper network).
 set -euo pipefail
 DATA=${1:?data folder}
 RUN=${2:?run folder}
@@ -16,9 +18,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 WORKERS=$(( $(nproc) > 4 ? $(nproc) - 3 : 1 ))
 set +e
 python3 -m phenoseg train --data "$DATA/monuseg" "$DATA/cpm15" "$DATA/consep_patches" "$DATA/dsb2018_brightfield" \
-    --init brightfield_nuclei --out "$RUN" --minutes "$MINUTES" --crop 128 --batch 64 --lr 1e-3 \
+    --init "${INIT:-brightfield_nuclei}" --out "$RUN" --minutes "$MINUTES" --crop 128 --batch 64 --lr "${LR:-1e-3}" \
     --workers "$WORKERS" --threads 3 --device "${DEVICE:-cuda}" --val-minutes 1.25 --val-max-images 64 --no-tune \
-    --name brightfield_nuclei --modality brightfield --quiet >"$RESULTS/summary.json" 2>"$RESULTS/train.log"
+    --name brightfield_nuclei --modality brightfield --quiet ${EXTRA:-} >"$RESULTS/summary.json" 2>"$RESULTS/train.log"
 code=$?
 set -e
 for f in config.json weights.safetensors history.json; do
