@@ -52,3 +52,38 @@ def test_tiled_equals_untiled_with_bundled_model():
     assert crossing > 10
     f1 = summarise(match_counts(whole.astype(np.int64), tiled.astype(np.int64)))["f1@0.5"]
     assert f1 >= 0.995
+
+
+def _disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (((yy + 0.5 - centre[0]) ** 2 + (xx + 0.5 - centre[1]) ** 2) < radius**2).astype(np.int32)
+
+
+def test_upsample_labels_is_smoother_than_nearest():
+    from phenoseg.inference.preprocess import resize_labels, upsample_labels
+
+    fine = np.zeros((340, 340), np.int32)
+    for k, (cy, cx, r) in enumerate([(60.3, 70.9, 30.2), (200.1, 150.6, 45.5), (110.7, 260.2, 18.4)], 1):
+        fine[_disc(fine.shape, (cy, cx), r) > 0] = k
+    coarse = resize_labels(fine, (200, 200))  # a non-integer factor (1.7), as for a 0.3 µm/px image
+    smooth, blocky = upsample_labels(coarse, fine.shape), resize_labels(coarse, fine.shape)
+    def iou(a: np.ndarray, k: int) -> float:
+        return float(((a == k) & (fine == k)).sum() / ((a == k) | (fine == k)).sum())
+
+    for k in (1, 2, 3):
+        assert iou(smooth, k) > iou(blocky, k)
+    assert set(np.unique(smooth)) == {0, 1, 2, 3}
+    # exactly twice the size: the bilinear vote is the nearest pixel
+    assert np.array_equal(upsample_labels(coarse, (400, 400)), resize_labels(coarse, (400, 400)))
+    # shrinking falls back to nearest; equal shape is a no-op
+    assert np.array_equal(upsample_labels(fine, (100, 100)), resize_labels(fine, (100, 100)))
+    assert upsample_labels(coarse, coarse.shape) is coarse
+
+
+def test_upsample_labels_bands_match_one_pass():
+    from phenoseg.inference.preprocess import upsample_labels
+
+    lab = synthetic_labels((150, 130), 40, seed=4).astype(np.int32)
+    one = upsample_labels(lab, (263, 251), rows_per_chunk=10_000)
+    assert np.array_equal(one, upsample_labels(lab, (263, 251), rows_per_chunk=7))
+    assert set(np.unique(one)) == set(np.unique(lab))

@@ -74,6 +74,55 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return labels[rows[:, None], cols[None, :]]
 
 
+def _bilinear_axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index: the two input indices around it and the weight of the second (centres aligned)."""
+    pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    i0 = np.floor(pos).astype(np.int64)
+    frac = (pos - i0).astype(np.float32)
+    return np.clip(i0, 0, n_in - 1), np.clip(i0 + 1, 0, n_in - 1), frac
+
+
+def upsample_labels(labels: np.ndarray, shape: tuple[int, int], rows_per_chunk: int = 512) -> np.ndarray:
+    """Resize a label image to a finer grid with smooth outlines: each output pixel takes the label with the
+    largest bilinear weight among its four nearest input pixels (a "bilinear vote", not a blocky copy).
+
+    Falls back to :func:`resize_labels` unless both sides grow. Works in bands of ``rows_per_chunk`` rows,
+    so memory stays a few times one band.
+    """
+    h, w = labels.shape
+    out_h, out_w = int(shape[0]), int(shape[1])
+    if out_h < h or out_w < w or (out_h, out_w) == (h, w):
+        return resize_labels(labels, (out_h, out_w))
+    ya, yb, fy = _bilinear_axis(out_h, h)
+    xa, xb, fx = _bilinear_axis(out_w, w)
+    out = np.empty((out_h, out_w), labels.dtype)
+    for r in range(0, out_h, rows_per_chunk):
+        rows = slice(r, min(out_h, r + rows_per_chunk))
+        lo, hi = int(ya[rows].min()), int(yb[rows].max()) + 1
+        band_a = np.take(labels[lo:hi], xa, axis=1)  # columns first, on the few input rows of this band
+        band_b = np.take(labels[lo:hi], xb, axis=1)
+        ta, tb = ya[rows] - lo, yb[rows] - lo
+        cand = (np.take(band_a, ta, axis=0), np.take(band_b, ta, axis=0),
+                np.take(band_a, tb, axis=0), np.take(band_b, tb, axis=0))
+        best = cand[0].copy()
+        mixed = (cand[0] != cand[1]) | (cand[0] != cand[2]) | (cand[0] != cand[3])  # near an outline
+        if mixed.any():
+            c = [x[mixed] for x in cand]
+            yw = np.broadcast_to(fy[rows][:, None], mixed.shape)[mixed]
+            xw = np.broadcast_to(fx[None, :], mixed.shape)[mixed]
+            weight = ((1 - yw) * (1 - xw), (1 - yw) * xw, yw * (1 - xw), yw * xw)
+            pick = c[0].copy()
+            pick_score = np.full(pick.shape, -1.0, np.float32)
+            for a in range(4):
+                score = sum(np.where(c[a] == c[b], weight[b], np.float32(0)) for b in range(4))
+                better = score > pick_score
+                pick[better] = c[a][better]
+                pick_score[better] = score[better]
+            best[mixed] = pick
+        out[rows] = best
+    return out
+
+
 def pad_to_multiple(t: torch.Tensor, multiple: int, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad (B, C, H, W) at the bottom/right so H and W are multiples of ``multiple``."""
     h, w = t.shape[-2:]

@@ -12,7 +12,7 @@ import torch
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
-from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, resize_labels
+from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, upsample_labels
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.inference.tiling import segment_tiled, torch_tile_segmenter
 from phenoseg.inference.tta import TRANSFORMS, apply, undo_output
@@ -162,7 +162,7 @@ class Segmenter:
                 bar.close()
             t3 = time.perf_counter()
             target = cfg.targets[0]
-            out_labels = {target: resize_labels(labels_np, image.shape_yx).astype(np.uint32)}
+            out_labels = {target: upsample_labels(labels_np, image.shape_yx).astype(np.uint32)}
             timings.update(preprocess_s=t2 - t1, network_and_postprocess_s=t3 - t2,
                            resize_s=time.perf_counter() - t3, total_s=time.perf_counter() - t0, tiles=tile)
             return SegmentationResult(out_labels, {target: scores_np}, cfg.name, float(px), timings)
@@ -182,7 +182,7 @@ class Segmenter:
         out_labels = {}
         out_scores = {}
         for i, target in enumerate(cfg.targets):
-            out_labels[target] = resize_labels(labels[0, i].cpu().numpy(), shape).astype(np.uint32)
+            out_labels[target] = upsample_labels(labels[0, i].cpu().numpy(), shape).astype(np.uint32)
             out_scores[target] = scores[0][i].cpu().numpy()
         timings.update(preprocess_s=t2 - t1, network_s=t3 - t2, postprocess_s=t4 - t3,
                        resize_s=time.perf_counter() - t4, total_s=time.perf_counter() - t0)
