@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", help="default: every dataset of every bundled model")
     parser.add_argument("--limit", type=int, help="at most this many images per dataset")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="tta_accuracy", help="results/<OUT>.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -41,7 +42,7 @@ def main() -> None:
                    "time_ratio": round(tta["seconds"] / max(plain["seconds"], 1e-9), 2)}
             rows.append(row)
             print(row, flush=True)
-    print("wrote", write_result("tta_accuracy", {"split": "val", "rows": rows}))
+    print("wrote", write_result(args.out, {"split": "val", "rows": rows}))
 
 
 if __name__ == "__main__":

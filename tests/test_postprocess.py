@@ -92,7 +92,7 @@ def test_connected_components_and_seed_component():
 
 
 def test_tta_undo_is_exact_and_recovers_ideal_objects():
-    from phenoseg.inference.tta import TRANSFORMS, apply, undo_output
+    from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, turn_offsets_back, undo_output
 
     net = ideal_model()
     cfg = net.config
@@ -100,14 +100,44 @@ def test_tta_undo_is_exact_and_recovers_ideal_objects():
     raw = ideal_output(truth, cfg)
     raws = []
     for k, flip in TRANSFORMS:
-        # what a perfect network would output on the transformed image, mapped back
+        # what a perfect network would output on the transformed image, moved back
         back = undo_output(ideal_output(apply(torch.from_numpy(truth), k, flip).numpy().copy(), cfg), k, flip, cfg)
-        assert torch.allclose(back, raw)
+        assert torch.allclose(turn_offsets_back(back, k, flip, cfg), raw)
         raws.append(back)
+    frames = [frame_matrix(k, flip) for k, flip in TRANSFORMS]
     decoder = build_decoder(net)
-    labels, _ = decoder.decode_tta(raws)
+    labels, _ = decoder.decode_tta(raws, frames)
     assert same_partition(truth, labels[0, 0].numpy())
-    assert torch.equal(torch.jit.script(decoder).decode_tta(raws)[0], labels)
+    assert torch.equal(torch.jit.script(decoder).decode_tta(raws, frames)[0], labels)
+
+
+def test_tta_scores_each_output_in_its_own_frame():
+    """With a network and MLP that are not equivariant (as trained models need not be), one transformed
+    output decoded through decode_tta must equal decoding it in its own frame and moving the labels back."""
+    from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, invert, turn_offsets_back, undo_output
+
+    net = ideal_model()
+    cfg = net.config
+    torch.manual_seed(0)
+    with torch.no_grad():  # make membership depend on direction: dx now also feeds the |dy| units
+        first = net.mlps[0][0]
+        first.weight[:, 1] += 0.5 * first.weight[:, 0].abs().mean() * torch.randn(first.weight.shape[0])
+    gen = torch.Generator().manual_seed(1)
+    truth = synthetic_labels((64, 80), 12, seed=5)
+    decoder = build_decoder(net)
+    for k, flip in TRANSFORMS[1:]:
+        seen = apply(torch.from_numpy(truth), k, flip).numpy().copy()
+        raw_t = ideal_output(seen, cfg)
+        raw_t = raw_t + 0.3 * torch.randn(raw_t.shape, generator=gen)  # no plateaus, no symmetry
+        own, _ = decoder.decode(raw_t)
+        expected = invert(own[0, 0], k, flip).numpy()
+        got, _ = decoder.decode_tta([undo_output(raw_t, k, flip, cfg)], [frame_matrix(k, flip)])
+        assert expected.max() > 3
+        assert same_partition(expected, got[0, 0].numpy()), (k, flip)
+        # turning the offsets back instead (right only for equivariant models) gives other objects here
+        turned = turn_offsets_back(undo_output(raw_t, k, flip, cfg), k, flip, cfg)
+        wrong, _ = decoder.decode_tta([turned], [torch.eye(2)])
+        assert not same_partition(expected, wrong[0, 0].numpy()), (k, flip)
 
 
 def test_segmenter_tta_runs(rgb_tiff, model_dir):

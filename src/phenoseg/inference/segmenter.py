@@ -15,7 +15,7 @@ from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, upsample_labels
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.inference.tiling import segment_tiled, torch_tile_segmenter
-from phenoseg.inference.tta import TRANSFORMS, apply, undo_output
+from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
@@ -176,7 +176,11 @@ class Segmenter:
             torch.cuda.synchronize()
         t3 = time.perf_counter()
         decoder = build_decoder(net)
-        labels, scores = decoder.decode_tta(raws, **thresholds) if self.tta else decoder.decode(raw, **thresholds)
+        if self.tta:
+            frames = [frame_matrix(k, flip) for k, flip in TRANSFORMS]
+            labels, scores = decoder.decode_tta(raws, frames, **thresholds)
+        else:
+            labels, scores = decoder.decode(raw, **thresholds)
         t4 = time.perf_counter()
         shape = image.shape_yx
         out_labels = {}

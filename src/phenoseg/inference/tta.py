@@ -1,8 +1,12 @@
 """Test-time augmentation (method §1.6): the 8 flips / 90° rotations.
 
-Each transformed image goes through the network; its output is mapped back (pixels moved back and the
-positional-offset vectors turned back). Seed maps are averaged; each (seed, pixel) membership is the
-element-wise median over the 8 outputs.
+Each transformed image goes through the network; its output maps are moved back pixel by pixel, but the
+positional offsets stay vectors of the transformed frame. Each (seed, pixel) pair is then scored in the
+frame the network saw: its displacement is turned into that frame (:func:`frame_matrix`) before the
+instance MLP, exactly as when the transformed image is decoded on its own. (Turning the offsets back
+instead is only right for a network and MLP that are equivariant, which training does not enforce: a
+model may use the conditional channels in an orientation-dependent way.) Seed maps are averaged; each
+membership is the element-wise median over the 8 outputs.
 """
 
 from __future__ import annotations
@@ -38,13 +42,25 @@ def vector_map(k: int, flip: bool) -> torch.Tensor:
                          [tx[c + 1, c] - tx[c, c], tx[c, c + 1] - tx[c, c]]])
 
 
+def frame_matrix(k: int, flip: bool) -> torch.Tensor:
+    """2×2 matrix taking a (dy, dx) displacement of the original frame into the transformed frame."""
+    return vector_map(k, flip).t().contiguous()  # a signed permutation: its inverse is its transpose
+
+
 def undo_output(raw: torch.Tensor, k: int, flip: bool, config: ModelConfig) -> torch.Tensor:
-    """Map raw network maps of a transformed image back to the original frame."""
-    out = invert(raw, k, flip).clone()
+    """Move raw network maps of a transformed image back onto the original pixels (values unchanged: the
+    offsets remain vectors of the transformed frame; pass :func:`frame_matrix` to the decoder)."""
+    return invert(raw, k, flip).contiguous()
+
+
+def turn_offsets_back(raw: torch.Tensor, k: int, flip: bool, config: ModelConfig) -> torch.Tensor:
+    """The offsets of an :func:`undo_output` result expressed in the original frame (what an equivariant
+    network would have output on the original image)."""
+    out = raw.clone()
     m = vector_map(k, flip)
     per = config.head_channels
     for t in range(len(config.targets)):
-        p = out[:, t * per + 1 : t * per + 3].clone()
+        p = raw[:, t * per + 1 : t * per + 3]
         # offsets are odd functions of the raw value (sigmoid − ½), so signs and swaps apply to raw channels
         out[:, t * per + 1] = m[0, 0] * p[:, 0] + m[0, 1] * p[:, 1]
         out[:, t * per + 2] = m[1, 0] * p[:, 0] + m[1, 1] * p[:, 1]

@@ -70,12 +70,15 @@ class InstanceDecoder(nn.Module):
     def decode_tta(
         self,
         raws: list[torch.Tensor],
+        frames: list[torch.Tensor],
         seed_threshold: float | None = None,
         mask_threshold: float | None = None,
         min_area: int | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-        """Like :meth:`decode` for several outputs of the same image batch (test-time augmentation,
-        already mapped back): seed maps are averaged, memberships combined by an element-wise median."""
+        """Like :meth:`decode` for several outputs of the same image batch (test-time augmentation): each
+        output moved back onto the original pixels, and ``frames[i]`` the 2×2 matrix taking an original
+        displacement (dy, dx) into the frame output i was computed in (its offsets' frame). Each pair is
+        scored in that frame; seed maps are averaged, memberships combined by an element-wise median."""
         st, mt, ma, ft = self._thresholds(seed_threshold, mask_threshold, min_area)
         b, _, h, w = raws[0].shape
         out = torch.zeros(b, len(self.mlps), h, w, dtype=torch.int32, device=raws[0].device)
@@ -89,11 +92,16 @@ class InstanceDecoder(nn.Module):
             for i in range(b):
                 centres, values = find_seeds(seed_prob[i], st, self.seed_radius, cap)
                 owner, pix, dy, dx = candidate_pairs(seed_prob[i] > ft, centres, self.window)
-                probs = torch.stack([
-                    torch.sigmoid(mlp(pair_features(p[1][i], p[2][i], centres, owner, pix, dy, dx,
-                                                    self.coord_scale)).squeeze(-1))
-                    for p in parts
-                ])
+                fy = dy.to(seed_prob.dtype)
+                fx = dx.to(seed_prob.dtype)
+                scored: list[torch.Tensor] = []
+                for j, p in enumerate(parts):
+                    m = frames[j].to(seed_prob.dtype)
+                    ty = m[0, 0] * fy + m[0, 1] * fx
+                    tx = m[1, 0] * fy + m[1, 1] * fx
+                    feats = pair_features(p[1][i], p[2][i], centres, owner, pix, ty, tx, self.coord_scale)
+                    scored.append(torch.sigmoid(mlp(feats).squeeze(-1)))
+                probs = torch.stack(scored)
                 ordered = torch.sort(probs, dim=0)[0]
                 n = ordered.shape[0]
                 median = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
