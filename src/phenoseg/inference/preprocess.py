@@ -31,7 +31,15 @@ def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float =
     bounds = torch.quantile(sample, q, dim=1)
     lo, hi = bounds[0], bounds[1]
     hi = torch.where(hi <= lo, lo + 1.0, hi)
-    return ((x.to(torch.float64) - lo[:, None, None]) / (hi - lo)[:, None, None]).to(torch.float32)
+    return _scale_channels(x, lo, hi)
+
+
+def _scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(x − lo) / (hi − lo) per channel in float32 (bounds rounded once from float64), the one formula used
+    by whole images and slide tiles alike."""
+    scale = (1.0 / (hi.to(torch.float64) - lo.to(torch.float64))).to(torch.float32)
+    lo32 = lo.to(torch.float32)
+    return (x.to(torch.float32) - lo32[:, None, None]) * scale[:, None, None]
 
 
 def percentile_bounds(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +55,10 @@ def percentile_bounds(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> tu
 
 
 def normalise_with(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(x − lo) / (hi − lo) per channel, in float64 then float32 (as the whole-image normalisation)."""
-    t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float64)
+    """(x − lo) / (hi − lo) per channel, with the same arithmetic as the whole-image normalisation."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
     lo_t, hi_t = torch.from_numpy(np.asarray(lo, np.float64)), torch.from_numpy(np.asarray(hi, np.float64))
-    return ((t - lo_t[:, None, None]) / (hi_t - lo_t)[:, None, None]).to(torch.float32).numpy()
+    return _scale_channels(t, lo_t, hi_t).numpy()
 
 
 def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
