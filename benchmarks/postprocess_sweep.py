@@ -33,7 +33,7 @@ GRID = {
 }
 
 
-def cache_outputs(net, model: str, scale: float, limit: int | None) -> dict[str, list]:
+def cache_outputs(net, scale: float, limit: int | None) -> dict[str, list]:
     """Per dataset: [(raw output, truth labels)] with the network run at ``scale`` × the model's pixel size."""
     cfg = net.config
     lo, hi = cfg.norm_percentiles
@@ -95,7 +95,7 @@ def main() -> None:
     runs = []
     for scale in args.scales:
         t = time.perf_counter()
-        cached = cache_outputs(net, args.model, scale, args.limit)
+        cached = cache_outputs(net, scale, args.limit)
         print(f"scale {scale}: network {time.perf_counter() - t:.0f} s", flush=True)
         params = dict(start)
         best_res = score(decoder, cached, params)

@@ -101,7 +101,7 @@ def test_tta_undo_is_exact_and_recovers_ideal_objects():
     raws = []
     for k, flip in TRANSFORMS:
         # what a perfect network would output on the transformed image, moved back
-        back = undo_output(ideal_output(apply(torch.from_numpy(truth), k, flip).numpy().copy(), cfg), k, flip, cfg)
+        back = undo_output(ideal_output(apply(torch.from_numpy(truth), k, flip).numpy().copy(), cfg), k, flip)
         assert torch.allclose(turn_offsets_back(back, k, flip, cfg), raw)
         raws.append(back)
     frames = [frame_matrix(k, flip) for k, flip in TRANSFORMS]
@@ -131,11 +131,11 @@ def test_tta_scores_each_output_in_its_own_frame():
         raw_t = raw_t + 0.3 * torch.randn(raw_t.shape, generator=gen)  # no plateaus, no symmetry
         own, _ = decoder.decode(raw_t)
         expected = invert(own[0, 0], k, flip).numpy()
-        got, _ = decoder.decode_tta([undo_output(raw_t, k, flip, cfg)], [frame_matrix(k, flip)])
+        got, _ = decoder.decode_tta([undo_output(raw_t, k, flip)], [frame_matrix(k, flip)])
         assert expected.max() > 3
         assert same_partition(expected, got[0, 0].numpy()), (k, flip)
         # turning the offsets back instead (right only for equivariant models) gives other objects here
-        turned = turn_offsets_back(undo_output(raw_t, k, flip, cfg), k, flip, cfg)
+        turned = turn_offsets_back(undo_output(raw_t, k, flip), k, flip, cfg)
         wrong, _ = decoder.decode_tta([turned], [torch.eye(2)])
         assert not same_partition(expected, wrong[0, 0].numpy()), (k, flip)
 

@@ -168,7 +168,7 @@ class Segmenter:
             return SegmentationResult(out_labels, {target: scores_np}, cfg.name, float(px), timings)
         if self.tta:
             x = torch.from_numpy(np.ascontiguousarray(data))
-            raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip, cfg)
+            raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip)
                     for k, flip in TRANSFORMS]
         else:
             raw = network_output(net, data, self.device, runner)

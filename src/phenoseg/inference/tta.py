@@ -47,7 +47,7 @@ def frame_matrix(k: int, flip: bool) -> torch.Tensor:
     return vector_map(k, flip).t().contiguous()  # a signed permutation: its inverse is its transpose
 
 
-def undo_output(raw: torch.Tensor, k: int, flip: bool, config: ModelConfig) -> torch.Tensor:
+def undo_output(raw: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
     """Move raw network maps of a transformed image back onto the original pixels (values unchanged: the
     offsets remain vectors of the transformed frame; pass :func:`frame_matrix` to the decoder)."""
     return invert(raw, k, flip).contiguous()

@@ -39,12 +39,13 @@ def grow_network(base: InstanSegNet, grown: InstanSegNet) -> InstanSegNet:
         )
     extra = len(gw) - len(bw)
     state = grown.state_dict()
+    placed: set[str] = set()
     for key, value in base.state_dict().items():
         target = _new_key(key, extra)
         if target not in state or state[target].shape != value.shape:
             raise PhenosegError(f"--grow: cannot place {key} {tuple(value.shape)} in the grown network")
         state[target] = value.clone()
-    placed = {_new_key(k, extra) for k in base.state_dict()}
+        placed.add(target)
     for key in state:
         if key in placed:
             continue
