@@ -33,8 +33,11 @@ MINIMUMS = {"monuseg": (0.80, 0.52), "consep_patches": (0.65, 0.42), "dsb2018_fl
 
 
 def evaluate(seg: Segmenter, dataset: str, assumed_px: float | None, split: str, channels: int,
-             limit: int | None = None) -> dict:
-    """Scores of ``seg`` on the images of ``split`` that have ``channels`` channels (counts summed)."""
+             limit: int | None = None, px_factor: float = 1.0) -> dict:
+    """Scores of ``seg`` on the images of ``split`` that have ``channels`` channels (counts summed).
+
+    ``px_factor`` ≠ 1 tells the segmenter a wrong pixel size (true × factor), to test robustness.
+    """
     root = DATA / dataset
     manifest = load_manifest(root)
     total = MatchCounts()
@@ -48,7 +51,7 @@ def evaluate(seg: Segmenter, dataset: str, assumed_px: float | None, split: str,
             continue
         px = image_pixel_size(manifest, image_id, None) or assumed_px
         t = time.perf_counter()
-        result = seg.segment(image, px)
+        result = seg.segment(image, px * px_factor)
         seconds += time.perf_counter() - t
         pred = result.labels["nuclei"]
         total = total + match_counts(read_labels(root / "labels" / f"{image_id}.tif"), pred)

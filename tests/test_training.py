@@ -12,8 +12,8 @@ from phenoseg.models.instanseg import InstanSegNet, split_target
 from phenoseg.models.zoo import load_model
 from phenoseg.postprocess.membership import relative_grid
 from phenoseg.synthetic import synthetic_labels
-from phenoseg.training.augment import CropSampler
-from phenoseg.training.dataset import load_split
+from phenoseg.training.augment import CropSampler, rescaled_crop
+from phenoseg.training.dataset import Sample, load_split
 from phenoseg.training.losses import instanseg_loss, lovasz_hinge
 from phenoseg.training.targets import seed_target
 from phenoseg.training.trainer import TrainOptions, train
@@ -25,6 +25,34 @@ def test_seed_target_peaks_at_one_per_object():
     assert t[lab == 0].max() == 0
     for k in range(1, lab.max() + 1):
         assert t[lab == k].max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("zoom", [0.8, 1.25])
+def test_rescaled_crop_keeps_image_labels_and_seeds_aligned(zoom):
+    lab = synthetic_labels((200, 200), 60, seed=2, radius=(3.0, 7.0))
+    lab[:10] = -1  # an unannotated band must stay unannotated
+    image = np.stack([(lab > 0).astype(np.float32), np.zeros_like(lab, np.float32)])
+    sample = Sample("s", "i", image, lab, seed_target(lab))
+    img, out, seed = rescaled_crop(sample, 96, zoom, np.random.default_rng(0))
+    assert img.shape == (2, 96, 96) and out.shape == seed.shape == (96, 96)
+    inside = out > 0
+    # the image was resampled with the labels: foreground pixels are bright, background dark
+    assert img[0][inside].mean() > 0.9 and img[0][out == 0].mean() < 0.1
+    assert (seed[out <= 0] == 0).all() and seed[inside].min() > 0
+    # objects grow with the zoom: mean object area scales by about zoom²
+    kept, areas = np.unique(out[inside], return_counts=True)
+    full = np.bincount(lab[lab > 0])[kept]
+    whole = areas > 0.9 * zoom**2 * full  # objects not cut by the crop border
+    assert whole.sum() >= 3
+    assert np.median(areas[whole] / full[whole]) == pytest.approx(zoom**2, rel=0.15)
+
+
+def test_crop_sampler_scale_jitter_changes_object_sizes(dataset_dir):
+    samples = load_split(dataset_dir, "train", 0.5, 3)
+    plain = CropSampler(samples, 64, True, False, np.random.default_rng(0)).batch(6)
+    jitter = CropSampler(samples, 64, True, False, np.random.default_rng(0), scale_jitter=0.5).batch(6)
+    assert jitter[0].shape == plain[0].shape and jitter[1].shape == plain[1].shape
+    assert not np.array_equal(jitter[1], plain[1])
 
 
 def test_lovasz_hinge_properties():
@@ -94,10 +122,16 @@ def test_cli_train(tmp_path, dataset_dir, capsys):
     from phenoseg.cli import main
 
     code = main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "m"), "--steps", "3", "--crop", "64",
-                 "--batch", "2", "--widths", "8,16", "--quiet"])
+                 "--batch", "2", "--widths", "8,16", "--scale-jitter", "0.25", "--quiet"])
     assert code == 0
     assert (tmp_path / "m" / "weights.safetensors").is_file()
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["training"]["options"]["scale_jitter"] == 0.25
     assert main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "m2")]) == 2
+    assert main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "m3"), "--steps", "1",
+                 "--scale-jitter", "1.5"]) == 2
+    assert "--scale-jitter" in capsys.readouterr().err
+    assert not (tmp_path / "m3").exists()
 
 
 def test_init_from_model_fine_tunes(tmp_path, dataset_dir, model_dir):

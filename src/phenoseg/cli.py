@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--grow", action="store_true",
                     help="with --init: extend its network to --widths / --blocks-per-level (new parts start as "
                          "identities), then train")
+    tr.add_argument("--scale-jitter", type=float, default=0.0, metavar="F",
+                    help="show half the crops zoomed by a random factor in [1/(1+F), 1+F] (e.g. 0.25): robustness "
+                         "to nucleus size and to pixel sizes that are a little off")
     tr.add_argument("--window", type=int, default=64, help="membership window (px at model resolution)")
     tr.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
     tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"])

@@ -268,6 +268,8 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.grow and not args.init:
         raise PhenosegError("--grow extends the model given by --init; pass --init NAME_OR_DIR")
+    if not 0 <= args.scale_jitter < 1:
+        raise PhenosegError(f"--scale-jitter: expected a value in [0, 1), got {args.scale_jitter}")
     if args.minutes is None and args.steps is None:
         raise PhenosegError("give a budget: --minutes N and/or --steps N")
     try:
@@ -281,7 +283,7 @@ def run_train(args: argparse.Namespace) -> int:
         val_minutes=args.val_minutes, device=args.device, name=args.name, modality=args.modality, quiet=args.quiet,
         strong_augment=args.modality == "brightfield", init=args.init, workers=args.workers,
         val_max_images=args.val_max_images, tune=not args.no_tune, blocks_per_level=args.blocks_per_level,
-        grow=args.grow,
+        grow=args.grow, scale_jitter=args.scale_jitter,
     )
     summary = train(opts)
     print(json.dumps(summary, indent=2))

@@ -33,6 +33,26 @@ def random_crop(sample: Sample, size: int, rng: np.random.Generator) -> tuple[np
     return img.astype(np.float32), lab.astype(np.int32), seed.astype(np.float32)
 
 
+def rescaled_crop(sample: Sample, size: int, zoom: float, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A size×size crop of the sample seen at ``zoom`` × its pixel size (zoom > 1 enlarges nuclei).
+
+    A (size / zoom)² region is cut and resized: the image bilinearly, the labels and the seed target
+    by nearest pixel, so both stay exactly aligned and ignored pixels stay −1.
+    """
+    src = max(8, int(round(size / zoom)))
+    img, lab, seed = random_crop(sample, src, rng)
+    if src == size:
+        return img, lab, seed
+    # pixel-centre sampling positions of the output grid in the source crop
+    pos = (np.arange(size, dtype=np.float32) + 0.5) * (src / size) - 0.5
+    coords = np.stack(np.meshgrid(pos, pos, indexing="ij"))
+    img = np.stack([ndi.map_coordinates(ch, coords, order=1, mode="nearest") for ch in img])
+    idx = np.clip(np.floor(pos + 0.5).astype(np.int64), 0, src - 1)
+    pick = (idx[:, None], idx[None, :])
+    return img.astype(np.float32), np.ascontiguousarray(lab[pick]), np.ascontiguousarray(seed[pick])
+
+
 def geometric(img: np.ndarray, lab: np.ndarray, seed: np.ndarray, rng: np.random.Generator):
     """Random 90° rotation and flip, applied alike to image, labels and seed target."""
     k = int(rng.integers(0, 4))
@@ -91,8 +111,10 @@ def intensity(img: np.ndarray, rng: np.random.Generator, rgb: bool, strong: bool
 class CropSampler:
     """Draws augmented batches: a dataset uniformly at random, then an image weighted by its area."""
 
-    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, rng: np.random.Generator):
+    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, rng: np.random.Generator,
+                 scale_jitter: float = 0.0):
         self.crop = crop
+        self.scale_jitter = scale_jitter
         self.rgb = rgb
         self.strong = strong
         self.rng = rng
@@ -112,7 +134,12 @@ class CropSampler:
             name = self.names[int(self.rng.integers(0, len(self.names)))]
             pool = self.by_dataset[name]
             s = pool[int(self.rng.choice(len(pool), p=self.weights[name]))]
-            img, lab, seed = geometric(*random_crop(s, self.crop, self.rng), self.rng)
+            if self.scale_jitter > 0 and self.rng.random() < 0.5:
+                zoom = float(np.exp(self.rng.uniform(-1, 1) * np.log1p(self.scale_jitter)))
+                cropped = rescaled_crop(s, self.crop, zoom, self.rng)
+            else:
+                cropped = random_crop(s, self.crop, self.rng)
+            img, lab, seed = geometric(*cropped, self.rng)
             imgs.append(intensity(img, self.rng, self.rgb, self.strong))
             labs.append(lab)
             seeds.append(seed)

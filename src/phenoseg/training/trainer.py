@@ -50,6 +50,7 @@ class TrainOptions:
     val_max_images: int = 40
     device: str = "auto"
     strong_augment: bool = True
+    scale_jitter: float = 0.0
     name: str | None = None
     modality: str = "brightfield"
     description: str = ""
@@ -63,15 +64,17 @@ class TrainOptions:
 class CropStream(torch.utils.data.IterableDataset):
     """Endless augmented batches; each data-loading worker draws from its own seeded generator."""
 
-    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, batch: int, seed: list[int]):
+    def __init__(self, samples: list[Sample], crop: int, rgb: bool, strong: bool, batch: int, seed: list[int],
+                 scale_jitter: float = 0.0):
         super().__init__()
         self.samples, self.crop, self.rgb, self.strong, self.batch, self.seed = samples, crop, rgb, strong, batch, seed
+        self.scale_jitter = scale_jitter
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         torch.set_num_threads(1)
         rng = np.random.default_rng([*self.seed, info.id if info else 0])
-        sampler = CropSampler(self.samples, self.crop, self.rgb, self.strong, rng)
+        sampler = CropSampler(self.samples, self.crop, self.rgb, self.strong, rng, self.scale_jitter)
         while True:
             yield tuple(torch.from_numpy(a) for a in sampler.batch(self.batch))
 
@@ -205,14 +208,14 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         info = load_checkpoint(ckpt_dir, net, opt, rng, gen)
     if opts.workers > 0:  # crops drawn in worker processes (seeded by run seed and step: resumable, not bitwise)
         stream = CropStream(train_samples, opts.crop, channels == 3, opts.strong_augment, opts.batch,
-                            [opts.seed, info["step"]])
+                            [opts.seed, info["step"]], opts.scale_jitter)
         loader = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=opts.workers,
                                                   pin_memory=device.type == "cuda", prefetch_factor=4))
 
         def next_batch():
             return next(loader)
     else:
-        sampler = CropSampler(train_samples, opts.crop, channels == 3, opts.strong_augment, rng)
+        sampler = CropSampler(train_samples, opts.crop, channels == 3, opts.strong_augment, rng, opts.scale_jitter)
 
         def next_batch():
             return tuple(torch.from_numpy(a) for a in sampler.batch(opts.batch))
