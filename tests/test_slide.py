@@ -102,7 +102,12 @@ def test_level_choice_reads_the_matching_pyramid_level(tmp_path, seg):
     assert lab.shape == (320, 256) and lab.max() > 20
     # GeoJSON coordinates are in level-0 pixels (twice the model grid here)
     feats = json.loads((tmp_path / "s40x.geojson").read_text())["features"]
-    xs = [pt[0] for f in feats for pt in f["geometry"]["coordinates"][0]]
+    geoms = [f["geometry"] for f in feats]
+    assert {g["type"] for g in geoms} <= {"Polygon", "MultiPolygon"}
+    # outer rings: one per Polygon, one per part of a MultiPolygon (an object touching itself at a corner)
+    rings = [g["coordinates"][0] for g in geoms if g["type"] == "Polygon"]
+    rings += [part[0] for g in geoms if g["type"] == "MultiPolygon" for part in g["coordinates"]]
+    xs = [pt[0] for ring in rings for pt in ring]
     assert max(xs) > 300 and max(xs) <= 512
     attrs = json.loads((tmp_path / "s40x.ome.zarr" / "labels" / "nuclei" / ".zattrs").read_text())
     scales = [d["coordinateTransformations"][0]["scale"] for d in attrs["multiscales"][0]["datasets"]]
