@@ -7,6 +7,7 @@ import io
 import numpy as np
 from scipy import ndimage as ndi
 
+from phenoseg.inference.preprocess import resize_labels
 from phenoseg.training.dataset import Sample
 
 # Ruifrok & Johnston H&E-DAB stain vectors (rows: H, E, DAB) for stain jitter in optical density space
@@ -48,9 +49,7 @@ def rescaled_crop(sample: Sample, size: int, zoom: float, rng: np.random.Generat
     pos = (np.arange(size, dtype=np.float32) + 0.5) * (src / size) - 0.5
     coords = np.stack(np.meshgrid(pos, pos, indexing="ij"))
     img = np.stack([ndi.map_coordinates(ch, coords, order=1, mode="nearest") for ch in img])
-    idx = np.clip(np.floor(pos + 0.5).astype(np.int64), 0, src - 1)
-    pick = (idx[:, None], idx[None, :])
-    return img.astype(np.float32), np.ascontiguousarray(lab[pick]), np.ascontiguousarray(seed[pick])
+    return img.astype(np.float32), resize_labels(lab, (size, size)), resize_labels(seed, (size, size))
 
 
 def geometric(img: np.ndarray, lab: np.ndarray, seed: np.ndarray, rng: np.random.Generator):
