@@ -11,7 +11,7 @@ import tifffile
 import torch
 
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet
+from phenoseg.models.instanseg import build_instanseg
 from phenoseg.models.zoo import save_model
 from phenoseg.synthetic import render_image, synthetic_labels
 
@@ -48,9 +48,9 @@ def model_dir(tmp_path_factory) -> Path:
     """A randomly initialised but complete RGB model folder."""
     torch.manual_seed(0)
     cfg = ModelConfig(name="tiny", widths=[8, 16])
-    net = InstanSegNet(cfg)
+    net = build_instanseg(cfg)
     with torch.no_grad():  # make seeds appear so postprocessing has work to do
-        net.heads.bias[0] = 0.0
+        net.heads[0].bias[0] = 0.0
     return save_model(net, tmp_path_factory.mktemp("models") / "tiny")
 
 

@@ -67,7 +67,7 @@ def test_seed_cap_and_noise():
     labels = decoder(raw)[0, 0]
     from phenoseg.postprocess.seeds import max_seeds_for
 
-    assert int(labels.max()) <= max_seeds_for(256, 256, net.config.postprocess.max_seeds_per_mpx)
+    assert int(labels.max()) <= max_seeds_for(256, 256, net.config.postprocess_for("nuclei").max_seeds_per_mpx)
 
 
 def test_empty_and_flat_maps():

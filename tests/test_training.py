@@ -8,7 +8,7 @@ import torch
 
 from phenoseg.errors import PhenosegError
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet, split_target
+from phenoseg.models.instanseg import InstanSegNet, build_instanseg, split_target
 from phenoseg.models.zoo import load_model
 from phenoseg.postprocess.membership import relative_grid
 from phenoseg.synthetic import synthetic_labels
@@ -84,7 +84,7 @@ def test_loss_decreases_on_fixed_batch(dataset_dir):
     sampler = CropSampler(samples, 64, True, False, np.random.default_rng(0))
     imgs, labs, seeds = sampler.batch(4)
     cfg = ModelConfig(widths=[8, 16, 32])
-    net = InstanSegNet(cfg)
+    net = build_instanseg(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     grid = relative_grid(32, cfg.dim_positional, cfg.coord_scale, torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
@@ -148,7 +148,7 @@ def test_init_from_model_fine_tunes(tmp_path, dataset_dir, model_dir):
 def _trained_like(widths: list[int]) -> InstanSegNet:
     """A small network whose batch-norm statistics are not the defaults (as after training)."""
     torch.manual_seed(3)
-    net = InstanSegNet(ModelConfig(name="small", widths=widths))
+    net = build_instanseg(ModelConfig(name="small", widths=widths))
     net.train()
     with torch.no_grad():
         for _ in range(3):
@@ -158,10 +158,10 @@ def _trained_like(widths: list[int]) -> InstanSegNet:
 
 @pytest.mark.parametrize("widths,blocks", [([8, 16, 32], 1), ([8, 16], 2), ([8, 16, 32], 2)])
 def test_grow_starts_as_the_trained_network(widths, blocks):
-    from phenoseg.training.grow import _new_key, grow_network
+    from phenoseg.training.grow import grow_network
 
     base = _trained_like([8, 16])
-    grown = grow_network(base, InstanSegNet(ModelConfig(name="g", widths=widths, blocks_per_level=blocks))).eval()
+    grown = grow_network(base, build_instanseg(ModelConfig(name="g", widths=widths, blocks_per_level=blocks))).eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         a, b = base(x), grown(x)
@@ -169,7 +169,7 @@ def test_grow_starts_as_the_trained_network(widths, blocks):
     assert float((a - b).abs().max()) < 1e-2 * float(a.abs().max())
     # a randomly initialised network of the same shape is far from it
     with torch.no_grad():
-        other = InstanSegNet(ModelConfig(name="r", widths=widths, blocks_per_level=blocks)).eval()(x)
+        other = build_instanseg(ModelConfig(name="r", widths=widths, blocks_per_level=blocks)).eval()(x)
     assert float((a - other).abs().max()) > 0.1 * float(a.abs().max())
     # the added parts learn: after one optimiser step the output moves
     opt = torch.optim.SGD(grown.parameters(), lr=0.1)
@@ -177,10 +177,13 @@ def test_grow_starts_as_the_trained_network(widths, blocks):
     loss = grown(x).pow(2).mean()
     loss.backward()
     extra = len(widths) - 2
-    placed = {_new_key(k, extra) for k in base.state_dict()}
-    new_scales = {n: p for n, p in grown.named_parameters() if n not in placed and n.endswith("body.1.1.weight")
-                  and not n.startswith("backbone.encoders.2")}  # a new deepest level learns once its projection has
-    assert new_scales and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in new_scales.values())
+    # the last batch-norm scales of added blocks at the trained levels (a new deepest level learns once its
+    # zero projection has)
+    new_scales = [blk.body[1][1].weight for stage in grown.encoder.stages[:2] for blk in list(stage)[1:]]
+    new_scales += [blk.body[1][1].weight for dec in grown.decoders for j, st in enumerate(dec.stages)
+                   if j >= extra for blk in list(st.stage)[1:]]
+    new_scales += [dec.stages[0].project.weight for dec in grown.decoders if extra]
+    assert new_scales and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in new_scales)
     opt.step()
 
 
@@ -189,7 +192,7 @@ def test_grow_refuses_incompatible_widths():
 
     base = _trained_like([8, 16])
     with pytest.raises(PhenosegError, match="must start with"):
-        grow_network(base, InstanSegNet(ModelConfig(name="g", widths=[16, 32, 64])))
+        grow_network(base, build_instanseg(ModelConfig(name="g", widths=[16, 32, 64])))
 
 
 def test_cli_grow_from_model(tmp_path, dataset_dir, model_dir):

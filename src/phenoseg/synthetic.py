@@ -7,7 +7,7 @@ import torch
 from scipy import ndimage as ndi
 
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet
+from phenoseg.models.instanseg import InstanSegNet, build_instanseg
 from phenoseg.training.targets import seed_target
 
 
@@ -101,9 +101,9 @@ def render_image(labels: np.ndarray, modality: str = "brightfield", seed: int = 
 def ideal_model(window: int = 64) -> InstanSegNet:
     """A model whose instance MLP decodes :func:`ideal_output` exactly (1 conditional channel)."""
     cfg = ModelConfig(name="ideal", dim_positional=2, dim_conditional=1, mlp_hidden=8, widths=[8, 16])
-    cfg.postprocess.window = window
-    cfg.postprocess.min_area_px = 1
-    net = InstanSegNet(cfg)
+    cfg.postprocess_for("nuclei").window = window
+    cfg.postprocess_for("nuclei").min_area_px = 1
+    net = build_instanseg(cfg)
     lin1, lin2, lin3 = net.mlps[0][0], net.mlps[0][2], net.mlps[0][4]
     with torch.no_grad():
         for lin in (lin1, lin2, lin3):

@@ -25,12 +25,12 @@ INSTANSEG_CITATION = {
 ARCHITECTURE_SOURCE = '''"""Architecture for the pytorch_state_dict weights (needs phenoseg installed)."""
 from phenoseg.export.torchscript import InstanSegPipeline
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet
+from phenoseg.models.instanseg import build_instanseg
 
 
 class PhenosegPipeline(InstanSegPipeline):
     def __init__(self, **config):
-        super().__init__(InstanSegNet(ModelConfig.from_dict(config)))
+        super().__init__(build_instanseg(ModelConfig.from_dict(config)))
 '''
 
 

@@ -13,7 +13,8 @@ from phenoseg.postprocess.decoder import InstanceDecoder
 def build_decoder(net: InstanSegNet) -> InstanceDecoder:
     """The postprocessing module of a network, with the thresholds of its config."""
     c = net.config
-    return InstanceDecoder(net.mlps, c.dim_positional, c.dim_conditional, c.offset_range, c.coord_scale, c.postprocess)
+    return InstanceDecoder(net.mlps, c.dim_positional, c.dim_conditional, c.offset_range, c.coord_scale,
+                           [c.postprocess_for(t) for t in c.targets])
 
 
 @torch.no_grad()

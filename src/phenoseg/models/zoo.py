@@ -8,19 +8,45 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet
+from phenoseg.models.instanseg import build_instanseg, legacy_state_dict
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How one kind of model is made from its config: the config class (``from_dict``), the builder, and a
+    function renaming weights saved by older versions."""
+
+    config: type
+    build: Callable[..., nn.Module]
+    upgrade_state: Callable[[dict], dict] = lambda state: state
+
+
+KINDS: dict[str, ModelKind] = {"instanseg": ModelKind(ModelConfig, build_instanseg, legacy_state_dict)}
+
+
+def register_kind(name: str, kind: ModelKind) -> None:
+    """Make ``config.json`` files with ``"kind": name`` loadable."""
+    KINDS[name] = kind
+
+
+def build_model(config) -> nn.Module:
+    """A freshly initialised model for ``config`` (its ``kind`` picks the builder)."""
+    return KINDS[config.kind].build(config)
 
 
 def bundled_model_dirs() -> dict[str, Path]:
@@ -42,24 +68,29 @@ def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
     raise PhenosegError(f"no model '{name_or_dir}': not a model directory and not a bundled model ({names})")
 
 
-def read_config(model_dir: str | os.PathLike) -> ModelConfig:
-    """Read a model directory's config.json."""
+def read_config(model_dir: str | os.PathLike):
+    """Read a model directory's config.json into the config class of its ``kind`` (default instanseg)."""
     path = Path(model_dir) / CONFIG_NAME
     try:
-        return ModelConfig.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        kind = data.get("kind", "instanseg")
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind '{kind}' (known: {', '.join(KINDS)})")
+        return KINDS[kind].config.from_dict(data)
     except (OSError, ValueError, TypeError) as exc:
         raise PhenosegError(f"cannot read model config {path}: {exc}") from exc
 
 
-def load_model(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> InstanSegNet:
+def load_model(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Load a model (bundled name or directory) in eval mode; its config is at ``model.config``."""
     model_dir = resolve_model_dir(name_or_dir)
     config = read_config(model_dir)
-    net = InstanSegNet(config)
+    kind = KINDS[config.kind]
+    net = kind.build(config)
     weights = model_dir / WEIGHTS_NAME
     if weights.is_file():
         try:
-            state = load_file(str(weights), device="cpu")
+            state = kind.upgrade_state(load_file(str(weights), device="cpu"))
             net.load_state_dict(state)
         except Exception as exc:  # safetensors raises several types on corrupt files
             raise PhenosegError(f"cannot load weights {weights}: {exc}") from exc
@@ -68,7 +99,7 @@ def load_model(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu
     return net.to(device).eval()
 
 
-def save_model(net: InstanSegNet, model_dir: str | os.PathLike) -> Path:
+def save_model(net: nn.Module, model_dir: str | os.PathLike) -> Path:
     """Write ``config.json`` and ``weights.safetensors`` atomically into ``model_dir``."""
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)

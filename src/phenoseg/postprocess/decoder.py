@@ -27,25 +27,28 @@ class InstanceDecoder(nn.Module):
         dim_conditional: int,
         offset_range: float,
         coord_scale: float,
-        postprocess: PostprocessConfig,
+        postprocess: list[PostprocessConfig],
         seed_chunk: int = 256,
     ) -> None:
         super().__init__()
+        if len(postprocess) != len(mlps):
+            raise ValueError("one PostprocessConfig per target (per instance MLP) is needed")
         self.mlps = mlps
         self.dim_positional = dim_positional
         self.dim_conditional = dim_conditional
         self.offset_range = offset_range
         self.coord_scale = coord_scale
-        self.seed_threshold = float(postprocess.seed_threshold)
-        self.seed_radius = int(postprocess.seed_radius)
-        self.mask_threshold = float(postprocess.mask_threshold)
-        self.iou_threshold = float(postprocess.iou_threshold)
-        self.window = int(postprocess.window)
-        self.max_seeds_per_mpx = int(postprocess.max_seeds_per_mpx)
-        self.min_area = int(postprocess.min_area_px)
-        self.cleanup = bool(postprocess.cleanup_fragments)
+        # per target, in target order
+        self.seed_thresholds = [float(p.seed_threshold) for p in postprocess]
+        self.seed_radii = [int(p.seed_radius) for p in postprocess]
+        self.mask_thresholds = [float(p.mask_threshold) for p in postprocess]
+        self.iou_thresholds = [float(p.iou_threshold) for p in postprocess]
+        self.windows = [int(p.window) for p in postprocess]
+        self.max_seeds_per_mpx = [int(p.max_seeds_per_mpx) for p in postprocess]
+        self.min_areas = [int(p.min_area_px) for p in postprocess]
+        self.cleanups = [bool(p.cleanup_fragments) for p in postprocess]
+        self.foreground_thresholds = [float(p.foreground_threshold) for p in postprocess]
         self.seed_chunk = seed_chunk
-        self.foreground_threshold = float(postprocess.foreground_threshold)
 
     def forward(
         self,
@@ -58,13 +61,14 @@ class InstanceDecoder(nn.Module):
         return labels
 
     def _thresholds(
-        self, seed_threshold: float | None, mask_threshold: float | None, min_area: int | None
+        self, t: int, seed_threshold: float | None, mask_threshold: float | None, min_area: int | None
     ) -> tuple[float, float, int, float]:
-        """The call's thresholds, falling back to the model's: (seed, mask, min area, foreground)."""
-        st = self.seed_threshold if seed_threshold is None else seed_threshold
-        mt = self.mask_threshold if mask_threshold is None else mask_threshold
-        ma = self.min_area if min_area is None else min_area
-        return st, mt, ma, min(self.foreground_threshold, st)
+        """Target ``t``'s thresholds for this call (a given value overrides the model's for every target):
+        (seed, mask, min area, foreground)."""
+        st = self.seed_thresholds[t] if seed_threshold is None else seed_threshold
+        mt = self.mask_thresholds[t] if mask_threshold is None else mask_threshold
+        ma = self.min_areas[t] if min_area is None else min_area
+        return st, mt, ma, min(self.foreground_thresholds[t], st)
 
     @torch.jit.export
     def decode_tta(
@@ -79,19 +83,19 @@ class InstanceDecoder(nn.Module):
         output moved back onto the original pixels, and ``frames[i]`` the 2×2 matrix taking an original
         displacement (dy, dx) into the frame output i was computed in (its offsets' frame). Each pair is
         scored in that frame; seed maps are averaged, memberships combined by an element-wise median."""
-        st, mt, ma, ft = self._thresholds(seed_threshold, mask_threshold, min_area)
         b, _, h, w = raws[0].shape
         out = torch.zeros(b, len(self.mlps), h, w, dtype=torch.int32, device=raws[0].device)
-        cap = max_seeds_for(h, w, self.max_seeds_per_mpx)
         all_scores: list[list[torch.Tensor]] = []
         for _ in range(b):
             all_scores.append([])
         for t, mlp in enumerate(self.mlps):
+            st, mt, ma, ft = self._thresholds(t, seed_threshold, mask_threshold, min_area)
+            cap = max_seeds_for(h, w, self.max_seeds_per_mpx[t])
             parts = [split_target(r, t, self.dim_positional, self.dim_conditional, self.offset_range) for r in raws]
             seed_prob = torch.stack([torch.sigmoid(p[0]) for p in parts]).mean(0)
             for i in range(b):
-                centres, values = find_seeds(seed_prob[i], st, self.seed_radius, cap)
-                owner, pix, dy, dx = candidate_pairs(seed_prob[i] > ft, centres, self.window)
+                centres, values = find_seeds(seed_prob[i], st, self.seed_radii[t], cap)
+                owner, pix, dy, dx = candidate_pairs(seed_prob[i] > ft, centres, self.windows[t])
                 fy = dy.to(seed_prob.dtype)
                 fx = dx.to(seed_prob.dtype)
                 scored: list[torch.Tensor] = []
@@ -105,8 +109,8 @@ class InstanceDecoder(nn.Module):
                 ordered = torch.sort(probs, dim=0)[0]
                 n = ordered.shape[0]
                 median = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
-                labels, scores = merge_and_label(owner, pix, median, values, h, w, mt, self.iou_threshold, ma,
-                                                 self.cleanup)
+                labels, scores = merge_and_label(owner, pix, median, values, h, w, mt, self.iou_thresholds[t], ma,
+                                                 self.cleanups[t])
                 out[i, t] = labels
                 all_scores[i].append(scores)
         return out, all_scores
@@ -120,28 +124,28 @@ class InstanceDecoder(nn.Module):
         min_area: int | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Labels (B, T, H, W) int32 and, per image and target, each object's seed score (N,)."""
-        st, mt, ma, ft = self._thresholds(seed_threshold, mask_threshold, min_area)
         b, _, h, w = raw.shape
         n_targets = len(self.mlps)
         out = torch.zeros(b, n_targets, h, w, dtype=torch.int32, device=raw.device)
-        cap = max_seeds_for(h, w, self.max_seeds_per_mpx)
         all_scores: list[list[torch.Tensor]] = []
         for _ in range(b):
             all_scores.append([])
         for t, mlp in enumerate(self.mlps):
+            st, mt, ma, ft = self._thresholds(t, seed_threshold, mask_threshold, min_area)
+            cap = max_seeds_for(h, w, self.max_seeds_per_mpx[t])
             seed_logits, offsets, conditional = split_target(
                 raw, t, self.dim_positional, self.dim_conditional, self.offset_range
             )
             seed_prob = torch.sigmoid(seed_logits)
             for i in range(b):
-                centres, values = find_seeds(seed_prob[i], st, self.seed_radius, cap)
+                centres, values = find_seeds(seed_prob[i], st, self.seed_radii[t], cap)
                 fg = seed_prob[i] > ft
                 owners: list[torch.Tensor] = []
                 pixels: list[torch.Tensor] = []
                 probs: list[torch.Tensor] = []
                 for start in range(0, centres.shape[0], self.seed_chunk):
                     chunk = centres[start : start + self.seed_chunk]
-                    owner, pix, dy, dx = candidate_pairs(fg, chunk, self.window)
+                    owner, pix, dy, dx = candidate_pairs(fg, chunk, self.windows[t])
                     feats = pair_features(offsets[i], conditional[i], chunk, owner, pix, dy, dx, self.coord_scale)
                     probs.append(torch.sigmoid(mlp(feats).squeeze(-1)))
                     owners.append(owner + start)
@@ -151,7 +155,7 @@ class InstanceDecoder(nn.Module):
                     continue
                 labels, scores = merge_and_label(
                     torch.cat(owners), torch.cat(pixels), torch.cat(probs), values, h, w,
-                    mt, self.iou_threshold, ma, self.cleanup,
+                    mt, self.iou_thresholds[t], ma, self.cleanups[t],
                 )
                 out[i, t] = labels
                 all_scores[i].append(scores)

@@ -17,7 +17,7 @@ from phenoseg.errors import PhenosegError
 from phenoseg.evaluation.matching import MatchCounts, match_counts, summarise
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import InstanSegNet, split_target
+from phenoseg.models.instanseg import InstanSegNet, build_instanseg, split_target
 from phenoseg.models.zoo import save_model
 from phenoseg.postprocess.membership import relative_grid
 from phenoseg.training.augment import CropSampler
@@ -183,7 +183,8 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         widths=list(opts.widths),
         blocks_per_level=opts.blocks_per_level,
     )
-    config.postprocess.window = opts.window
+    for pp in config.postprocess.values():
+        pp.window = opts.window
     if opts.init:  # fine-tune: start from a model's weights and architecture
         from phenoseg.models.zoo import load_model
 
@@ -194,7 +195,7 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
             config.widths, config.blocks_per_level = list(base.config.widths), base.config.blocks_per_level
         config.dim_positional, config.dim_conditional = base.config.dim_positional, base.config.dim_conditional
         config.mlp_hidden = base.config.mlp_hidden
-    net = InstanSegNet(config).to(device)
+    net = build_instanseg(config).to(device)
     if opts.init and not opts.resume:
         if opts.grow:
             from phenoseg.training.grow import grow_network
@@ -284,7 +285,8 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
     if val_samples and opts.tune:
         thresholds, per = tune_thresholds(best, val_samples, device)
         for k, v in thresholds.items():
-            setattr(best.config.postprocess, k, v)
+            for pp in best.config.postprocess.values():
+                setattr(pp, k, v)
         best.config.metrics = {"val_model_resolution": per, "step": best.config.metrics.get("step")}
     best.config.training = {
         "datasets": names,
