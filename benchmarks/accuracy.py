@@ -16,10 +16,10 @@ from common import RESULTS, write_result
 
 from phenoseg.evaluation.matching import MatchCounts, match_counts, summarise
 from phenoseg.inference.segmenter import Segmenter
+from phenoseg.io.datasets import find_image_file, image_pixel_size, load_manifest
 from phenoseg.io.images import read_image
 from phenoseg.io.labels import read_labels
 from phenoseg.models.zoo import bundled_model_dirs
-from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # model → (dataset, pixel size to assume when the dataset has none)

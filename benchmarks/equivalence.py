@@ -22,8 +22,8 @@ import torch
 from accuracy import DATA, PLAN
 
 from phenoseg.inference.segmenter import Segmenter
+from phenoseg.io.datasets import find_image_file, image_pixel_size, load_manifest
 from phenoseg.io.images import read_image
-from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
 
 
 def digest(a: np.ndarray) -> str:

@@ -17,26 +17,21 @@ from accuracy import DATA, PLAN
 from common import write_result
 
 from phenoseg.evaluation.matching import MatchCounts, match_counts, summarise
-from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, resize_labels
+from phenoseg.evaluation.tuning import FULL_GRID, coordinate_descent, decoder_params, set_decoder_params
 from phenoseg.inference.runner import build_decoder, network_output
+from phenoseg.io.datasets import find_image_file, image_pixel_size, load_manifest
 from phenoseg.io.images import read_image
 from phenoseg.io.labels import read_labels
 from phenoseg.models.zoo import load_model
-from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
+from phenoseg.preprocess import prepare, resize_labels
 
-GRID = {
-    "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7],
-    "mask_threshold": [0.3, 0.4, 0.5, 0.6],
-    "seed_radius": [1, 2, 3, 4],
-    "iou_threshold": [0.2, 0.4, 0.6],
-    "min_area": [4, 8, 16],
-}
+GRID = FULL_GRID
+TARGET = "nuclei"  # the val splits of accuracy.py's plan annotate nuclei
 
 
 def cache_outputs(net, scale: float, limit: int | None) -> dict[str, list]:
     """Per dataset: [(raw output, truth labels)] with the network run at ``scale`` × the model's pixel size."""
     cfg = net.config
-    lo, hi = cfg.norm_percentiles
     out: dict[str, list] = {}
     for dataset, assumed in PLAN[net.config.name]:
         root = DATA / dataset
@@ -49,25 +44,22 @@ def cache_outputs(net, scale: float, limit: int | None) -> dict[str, list]:
             if image.data.shape[0] != cfg.in_channels:
                 continue
             px = image_pixel_size(manifest, image_id, None) or assumed
-            norm = percentile_normalise_tensor(torch.from_numpy(image.data.astype(np.float32)), lo, hi)
-            data = resample_image(norm.numpy(), px / (cfg.pixel_size_um * scale))
+            data = prepare(image.data, px, cfg.pixel_size_um * scale, cfg.norm_percentiles).data
             raw = network_output(net, data)
             items.append((raw, read_labels(root / "labels" / f"{image_id}.tif")))
         out[dataset] = items
     return out
 
 
-def score(decoder, cached: dict[str, list], params: dict) -> dict[str, dict]:
-    """Scores per dataset of the decoder with ``params``."""
-    decoder.seed_radius = int(params["seed_radius"])
-    decoder.iou_threshold = float(params["iou_threshold"])
+def score(decoder, t: int, cached: dict[str, list], params: dict) -> dict[str, dict]:
+    """Scores per dataset of target ``t`` decoded with ``params``."""
+    set_decoder_params(decoder, t, params)
     res = {}
     for dataset, items in cached.items():
         total = MatchCounts()
         for raw, truth in items:
-            labels, _ = decoder.decode(raw, float(params["seed_threshold"]), float(params["mask_threshold"]),
-                                       int(params["min_area"]))
-            pred = resize_labels(labels[0, 0].numpy(), truth.shape)
+            labels, _ = decoder.decode(raw)
+            pred = resize_labels(labels[0, t].numpy(), truth.shape)
             total = total + match_counts(truth, pred)
         res[dataset] = summarise(total)
     return res
@@ -89,34 +81,21 @@ def main() -> None:
     torch.set_num_threads(2)
     net = load_model(args.model, "cpu")
     decoder = build_decoder(net)
-    pp = net.config.postprocess
-    start = {"seed_threshold": pp.seed_threshold, "mask_threshold": pp.mask_threshold,
-             "seed_radius": pp.seed_radius, "iou_threshold": pp.iou_threshold, "min_area": pp.min_area_px}
+    t = net.config.targets.index(TARGET)
+    start = decoder_params(decoder, t, GRID)
     runs = []
     for scale in args.scales:
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         cached = cache_outputs(net, scale, args.limit)
-        print(f"scale {scale}: network {time.perf_counter() - t:.0f} s", flush=True)
-        params = dict(start)
-        best_res = score(decoder, cached, params)
-        best = criterion(best_res)
-        default = {"params": dict(params), "criterion": best, "scores": best_res}
-        print(f"  default {best:.4f}", {d: (round(r['f1@0.5'], 3), round(r['f1_mean'], 3))
-                                         for d, r in best_res.items()}, flush=True)
-        for _ in range(args.passes):
-            for name, values in GRID.items():
-                for v in values:
-                    if v == params[name]:
-                        continue
-                    trial = {**params, name: v}
-                    res = score(decoder, cached, trial)
-                    c = criterion(res)
-                    if c > best + 1e-4:
-                        best, best_res, params = c, res, trial
-                        print(f"  {name}={v}: {c:.4f}", {d: (round(r['f1@0.5'], 3), round(r['f1_mean'], 3))
-                                                          for d, r in res.items()}, flush=True)
+        print(f"scale {scale}: network {time.perf_counter() - t0:.0f} s", flush=True)
+        default_res = score(decoder, t, cached, start)
+        default = {"params": dict(start), "criterion": criterion(default_res), "scores": default_res}
+        print(f"  default {default['criterion']:.4f}", {d: (round(r['f1@0.5'], 3), round(r['f1_mean'], 3))
+                                                         for d, r in default_res.items()}, flush=True)
+        params, best, _ = coordinate_descent(lambda p, c=cached: criterion(score(decoder, t, c, p)), start, GRID,
+                                             args.passes, log=lambda msg: print(" ", msg, flush=True))
         runs.append({"scale": scale, "default": default,
-                     "best": {"params": params, "criterion": best, "scores": best_res}})
+                     "best": {"params": params, "criterion": best, "scores": score(decoder, t, cached, params)}})
     name = net.config.name
     print(write_result(f"postprocess_sweep_{name}", {"model": args.model, "grid": GRID, "runs": runs}))
 

@@ -19,9 +19,9 @@ from common import write_result
 
 from phenoseg.inference.onnx_backend import OnnxNetwork
 from phenoseg.inference.optimise import count_flops, frozen_network
-from phenoseg.inference.preprocess import pad_to_multiple, percentile_normalise, resample_image
 from phenoseg.inference.segmenter import Segmenter
 from phenoseg.models.zoo import load_model
+from phenoseg.preprocess import pad_to_multiple, percentile_normalise, resample_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg"
 SIZE = 2048

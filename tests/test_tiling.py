@@ -60,7 +60,7 @@ def _disc(shape: tuple[int, int], centre: tuple[float, float], radius: float) ->
 
 
 def test_upsample_labels_is_smoother_than_nearest():
-    from phenoseg.inference.preprocess import resize_labels, upsample_labels
+    from phenoseg.preprocess import resize_labels, upsample_labels
 
     fine = np.zeros((340, 340), np.int32)
     for k, (cy, cx, r) in enumerate([(60.3, 70.9, 30.2), (200.1, 150.6, 45.5), (110.7, 260.2, 18.4)], 1):
@@ -81,7 +81,7 @@ def test_upsample_labels_is_smoother_than_nearest():
 
 
 def test_upsample_labels_bands_match_one_pass():
-    from phenoseg.inference.preprocess import upsample_labels
+    from phenoseg.preprocess import upsample_labels
 
     lab = synthetic_labels((150, 130), 40, seed=4).astype(np.int32)
     one = upsample_labels(lab, (263, 251), rows_per_chunk=10_000)

@@ -12,11 +12,11 @@ from phenoseg.models.instanseg import InstanSegNet, build_instanseg, split_targe
 from phenoseg.models.zoo import load_model
 from phenoseg.postprocess.membership import relative_grid
 from phenoseg.synthetic import synthetic_labels
-from phenoseg.training.augment import CropSampler, rescaled_crop
-from phenoseg.training.dataset import Sample, load_split
-from phenoseg.training.losses import instanseg_loss, lovasz_hinge
-from phenoseg.training.targets import seed_target
-from phenoseg.training.trainer import TrainOptions, train
+from phenoseg.training.instanseg.augment import CropSampler, rescaled_crop
+from phenoseg.training.instanseg.data import Sample, load_split
+from phenoseg.training.instanseg.losses import instanseg_loss, lovasz_hinge
+from phenoseg.training.instanseg.targets import seed_target
+from phenoseg.training.instanseg.train import TrainOptions, train
 
 
 def test_seed_target_peaks_at_one_per_object():
@@ -88,7 +88,7 @@ def test_loss_decreases_on_fixed_batch(dataset_dir):
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     grid = relative_grid(32, cfg.dim_positional, cfg.coord_scale, torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
-    x, lab, sd = torch.from_numpy(imgs), torch.from_numpy(labs).long(), torch.from_numpy(seeds)
+    x, lab, sd = torch.from_numpy(imgs), torch.from_numpy(labs[:, 0]).long(), torch.from_numpy(seeds[:, 0])
     losses = []
     for step in range(60):
         s, o, e = split_target(net(x), 0, cfg.dim_positional, cfg.dim_conditional, cfg.offset_range)

@@ -17,10 +17,10 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from phenoseg.inference.preprocess import resample_image, resize_labels
+from phenoseg.io.datasets import TARGET_LABEL_DIRS, find_image_file, image_pixel_size, load_manifest
 from phenoseg.io.images import read_image
 from phenoseg.io.labels import read_labels
-from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
+from phenoseg.preprocess import resample_image, resize_labels
 
 
 def pack(root: Path, out: Path, pixel_size: float, override: float | None, channels: int | None) -> int:
@@ -28,11 +28,13 @@ def pack(root: Path, out: Path, pixel_size: float, override: float | None, chann
     manifest = load_manifest(root)
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
-    (out / "labels").mkdir(exist_ok=True)
+    folders = [f for dirs in TARGET_LABEL_DIRS.values() for f in dirs if (root / f).is_dir()]
+    for f in folders:
+        (out / f).mkdir(exist_ok=True)
     split, images = {}, {}
     for image_id, part in manifest["split"].items():
-        lab_path = root / "labels" / f"{image_id}.tif"
-        if not lab_path.is_file():
+        lab_paths = [root / f / f"{image_id}.tif" for f in folders if (root / f / f"{image_id}.tif").is_file()]
+        if not lab_paths:
             continue
         img = read_image(find_image_file(root, image_id)).data
         if channels is not None and img.shape[0] != channels:
@@ -42,9 +44,10 @@ def pack(root: Path, out: Path, pixel_size: float, override: float | None, chann
             raise SystemExit(f"{root.name}: no pixel size; pass --data-pixel-size {root.name}=UM")
         small = resample_image(img.astype(np.float32), px / pixel_size)
         u8 = np.clip(np.rint(small), 0, 255).astype(np.uint8)
-        labels = resize_labels(read_labels(lab_path).astype(np.int32), u8.shape[-2:])
         Image.fromarray(np.moveaxis(u8, 0, -1) if u8.shape[0] == 3 else u8[0]).save(out / "images" / f"{image_id}.png")
-        tifffile.imwrite(out / "labels" / f"{image_id}.tif", labels.astype(np.uint16), compression="zlib")
+        for lab_path in lab_paths:
+            labels = resize_labels(read_labels(lab_path).astype(np.int32), u8.shape[-2:])
+            tifffile.imwrite(out / lab_path.parent.name / lab_path.name, labels.astype(np.uint16), compression="zlib")
         split[image_id] = part
         images[image_id] = {"pixel_size_um": pixel_size, "source_pixel_size_um": px}
     new = {k: v for k, v in manifest.items() if k not in ("split", "images")}

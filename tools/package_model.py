@@ -7,17 +7,18 @@ Usage: python tools/package_model.py RUN_DIR NAME --data DATASET... [--data-pixe
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 from pathlib import Path
 
 import torch
 
-from phenoseg.inference.runner import network_output
+from phenoseg.evaluation.datasets import evaluate_samples, network_outputs, selection_score
+from phenoseg.evaluation.tuning import QUICK_GRID, set_config_params, tune_decoder
+from phenoseg.inference.runner import build_decoder
+from phenoseg.io.datasets import load_manifest
 from phenoseg.models.zoo import ZOO_DIR, load_model, save_model
-from phenoseg.training.dataset import load_manifest, load_split
-from phenoseg.training.trainer import evaluate_samples, selection_score
+from phenoseg.training.instanseg.data import load_split
 
 LICENCE_NOTES = {
     "monuseg": "CC BY-NC-SA 4.0 (MoNuSeg challenge; TCGA images)",
@@ -44,24 +45,24 @@ def main() -> None:
     cfg = net.config
     samples = []
     for d in args.data if not args.no_tune else []:
-        samples += load_split(d, "val", cfg.pixel_size_um, cfg.in_channels, overrides.get(Path(d).name))
-    raws = [network_output(net, s.image) for s in samples]
-    pp = cfg.postprocess
-    best = (-1.0, (pp.window, pp.seed_threshold, pp.mask_threshold), cfg.metrics.get("val_model_resolution"))
-    grid = itertools.product([int(w) for w in args.windows.split(",")], (0.3, 0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6))
-    for window, st, mt in grid if samples else []:
-        cfg.postprocess.window = window
-        per = evaluate_samples(net, samples, "cpu", raws, seed_threshold=st, mask_threshold=mt)
-        score = selection_score(per)
-        print(window, st, mt, round(score, 4), flush=True)
-        if score > best[0]:
-            best = (score, (window, st, mt), per)
-    window, st, mt = best[1]
-    cfg.postprocess.window, cfg.postprocess.seed_threshold, cfg.postprocess.mask_threshold = window, st, mt
-    cfg.postprocess.max_seeds_per_mpx = 8000
+        samples += load_split(d, "val", cfg.pixel_size_um, cfg.in_channels, overrides.get(Path(d).name), cfg.targets)
+    raws = network_outputs(net, samples, "cpu")
+    decoder = build_decoder(net)
+    grid = {**QUICK_GRID, "window": [int(w) for w in args.windows.split(",")]}
+    if samples:  # every target tuned on its own
+        chosen = tune_decoder(decoder, len(cfg.targets), lambda t: selection_score(
+            evaluate_samples(net, samples, "cpu", raws, decoder, targets=[t])), grid)
+        for target, params in zip(cfg.targets, chosen):
+            set_config_params(cfg, target, params)
+            print(target, params, flush=True)
+        per = evaluate_samples(net, samples, "cpu", raws, decoder)
+    else:
+        per = cfg.metrics.get("val_model_resolution")
+    for pp in cfg.postprocess.values():
+        pp.max_seeds_per_mpx = 8000
     cfg.name = args.name
     cfg.license = args.license
-    cfg.metrics = {"val_model_resolution": best[2], "selection": "mean over datasets of F1^mu on val",
+    cfg.metrics = {"val_model_resolution": per, "selection": "mean over datasets of F1^mu on val",
                    "training_step_of_best": cfg.metrics.get("step")}
     out = ZOO_DIR / args.name
     card = (out / "MODEL_CARD.md").read_text() if (out / "MODEL_CARD.md").is_file() else None
@@ -75,7 +76,7 @@ def main() -> None:
         m = load_manifest(Path(d))
         datasets[m.get("name", Path(d).name)] = {"licence": m.get("license"), "citation": m.get("citation")}
     (out / "training_data.json").write_text(json.dumps(datasets, indent=2))
-    print("packaged", out, best[1])
+    print("packaged", out)
 
 
 if __name__ == "__main__":

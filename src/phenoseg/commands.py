@@ -207,7 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             pairs.append((t.stem, lambda t=t: read_labels(t), lambda p=p: read_labels(p)))
     elif args.model and args.data:
         from phenoseg.inference.segmenter import Segmenter
-        from phenoseg.training.dataset import find_image_file, image_pixel_size, load_manifest
+        from phenoseg.io.datasets import find_image_file, image_pixel_size, load_manifest
 
         root = Path(args.data)
         manifest = load_manifest(root)
@@ -260,7 +260,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """`phenoseg train`."""
     from phenoseg.cli import _dataset_pixel_sizes
-    from phenoseg.training.trainer import TrainOptions, train
+    from phenoseg.training.instanseg.train import TrainOptions, train
 
     if args.threads:
         import torch

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from phenoseg.inference.preprocess import pad_to_multiple, percentile_normalise_tensor
 from phenoseg.inference.runner import build_decoder
 from phenoseg.io.atomic import atomic_write
 from phenoseg.models.instanseg import InstanSegNet
+from phenoseg.preprocess import pad_to_multiple, percentile_normalise_tensor
 
 
 class InstanSegPipeline(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from phenoseg.inference.preprocess import pad_to_multiple
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.postprocess.decoder import InstanceDecoder
+from phenoseg.preprocess import pad_to_multiple
 
 
 def build_decoder(net: InstanSegNet) -> InstanceDecoder:

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from phenoseg.devices import pick_device
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
-from phenoseg.inference.preprocess import percentile_normalise_tensor, resample_image, upsample_labels
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.inference.tiling import segment_tiled, torch_tile_segmenter
 from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
-from phenoseg.training.trainer import pick_device
+from phenoseg.preprocess import percentile_normalise_tensor, resample_image, upsample_labels
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.inference.preprocess import percentile_bounds
 from phenoseg.inference.slide_outputs import ObjectWriter, finish_outputs
 from phenoseg.inference.tile_sources import Tile, TileJob, local_results
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.slide import Slide, open_slide
+from phenoseg.preprocess import percentile_bounds
 
 STATE_VERSION = 1
 SLIDE_TILE = 1536

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phenoseg.inference.preprocess import normalise_with
+from phenoseg.preprocess import normalise_with
 
 TileResult = tuple[np.ndarray, np.ndarray, np.ndarray] | None
 

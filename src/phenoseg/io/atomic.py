@@ -30,3 +30,9 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text to a temporary file beside ``path``, then rename it into place."""
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-from phenoseg.inference.preprocess import percentile_normalise
 from phenoseg.io.atomic import atomic_write
+from phenoseg.preprocess import percentile_normalise
 
 
 def display_rgb(data: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from phenoseg.inference.preprocess import resize_labels
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.overlay import display_rgb
+from phenoseg.preprocess import resize_labels
 
 THUMB = 640
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.atomic import atomic_write
+from phenoseg.io.atomic import atomic_write, write_text_atomic
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import build_instanseg, legacy_state_dict
 
@@ -108,12 +108,6 @@ def save_model(net: nn.Module, model_dir: str | os.PathLike) -> Path:
         save_file(state, tmp)
     write_text_atomic(out / CONFIG_NAME, json.dumps(net.config.to_dict(), indent=2))
     return out
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, then rename it into place."""
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
 
 
 def list_models() -> list[dict]:

@@ -1,1 +1,2 @@
-"""Training: datasets in the shared manifest layout, augmentations, losses, the trainer."""
+"""Training: the generic loop (:mod:`.loop`), checkpoints, growing a network, and one package per objective
+(:mod:`.instanseg`)."""

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from phenoseg.io.atomic import atomic_write
-from phenoseg.models.zoo import write_text_atomic
+from phenoseg.io.atomic import atomic_write, write_text_atomic
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -7,8 +7,8 @@ import io
 import numpy as np
 from scipy import ndimage as ndi
 
-from phenoseg.inference.preprocess import resize_labels
-from phenoseg.training.dataset import Sample
+from phenoseg.preprocess import resize_labels
+from phenoseg.training.instanseg.data import Sample
 
 # Ruifrok & Johnston H&E-DAB stain vectors (rows: H, E, DAB) for stain jitter in optical density space
 _HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], np.float32)
@@ -17,20 +17,22 @@ _HED_INV = np.linalg.inv(_HED).astype(np.float32)
 
 
 def random_crop(sample: Sample, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A size×size crop. Images smaller than the crop are reflect-padded (labels −1 there: ignored), so
-    the network never sees artificial constant borders that would skew its normalisation statistics."""
+    """A size×size crop (labels and seed targets (..., H, W): one map per target). Images smaller than the
+    crop are reflect-padded (labels −1 there: ignored), so the network never sees artificial constant
+    borders that would skew its normalisation statistics."""
     c, h, w = sample.image.shape
     y0 = int(rng.integers(0, max(1, h - size + 1)))
     x0 = int(rng.integers(0, max(1, w - size + 1)))
     img = sample.image[:, y0 : y0 + size, x0 : x0 + size]
-    lab = sample.labels[y0 : y0 + size, x0 : x0 + size]
-    seed = sample.seed[y0 : y0 + size, x0 : x0 + size]
+    lab = sample.labels[..., y0 : y0 + size, x0 : x0 + size]
+    seed = sample.seed[..., y0 : y0 + size, x0 : x0 + size]
     ph, pw = size - img.shape[1], size - img.shape[2]
     if ph or pw:
         mode = "reflect" if ph < img.shape[1] and pw < img.shape[2] else "symmetric"
         img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode=mode)
-        lab = np.pad(lab, ((0, ph), (0, pw)), constant_values=-1)
-        seed = np.pad(seed, ((0, ph), (0, pw)))
+        lead = [(0, 0)] * (lab.ndim - 2)
+        lab = np.pad(lab, lead + [(0, ph), (0, pw)], constant_values=-1)
+        seed = np.pad(seed, lead + [(0, ph), (0, pw)])
     return img.astype(np.float32), lab.astype(np.int32), seed.astype(np.float32)
 
 
@@ -56,11 +58,11 @@ def geometric(img: np.ndarray, lab: np.ndarray, seed: np.ndarray, rng: np.random
     """Random 90° rotation and flip, applied alike to image, labels and seed target."""
     k = int(rng.integers(0, 4))
     flip = bool(rng.integers(0, 2))
-    img = np.rot90(img, k, axes=(1, 2))
-    lab = np.rot90(lab, k)
-    seed = np.rot90(seed, k)
+    img = np.rot90(img, k, axes=(-2, -1))
+    lab = np.rot90(lab, k, axes=(-2, -1))
+    seed = np.rot90(seed, k, axes=(-2, -1))
     if flip:
-        img, lab, seed = img[:, :, ::-1], lab[:, ::-1], seed[:, ::-1]
+        img, lab, seed = img[..., ::-1], lab[..., ::-1], seed[..., ::-1]
     return np.ascontiguousarray(img), np.ascontiguousarray(lab), np.ascontiguousarray(seed)
 
 
@@ -122,12 +124,13 @@ class CropSampler:
             self.by_dataset.setdefault(s.dataset, []).append(s)
         self.names = sorted(self.by_dataset)
         self.weights = {
-            n: np.array([s.labels.size for s in v], np.float64) / sum(s.labels.size for s in v)
+            n: np.array([s.image[0].size for s in v], np.float64) / sum(s.image[0].size for s in v)
             for n, v in self.by_dataset.items()
         }
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(images (B, C, S, S), labels (B, S, S), seed targets (B, S, S))."""
+        """(images (B, C, S, S), labels (B, T, S, S), seed targets (B, T, S, S)); (B, S, S) for samples whose
+        labels are single (H, W) maps."""
         imgs, labs, seeds = [], [], []
         for _ in range(size):
             name = self.names[int(self.rng.integers(0, len(self.names)))]

@@ -1,64 +1,84 @@
-"""Normalisation and resampling between an image's grid and a model's pixel size."""
+"""Preparing images for a model (foundation: imports nothing of phenoseg): percentile normalisation (one
+implementation, bounds computed once per image or slide), resampling between an image's grid and a model's
+pixel size, padding, and labels back to the input's grid."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 
-def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
-    """Per-channel percentiles low/high → 0/1 (float32). Large images are sampled for the statistics."""
-    out = np.empty(data.shape, np.float32)
-    for c in range(data.shape[0]):
-        ch = data[c]
-        sample = ch[:: max(1, ch.shape[0] // 1024), :: max(1, ch.shape[1] // 1024)]
-        lo, hi = np.percentile(sample, [low, high])
-        if hi <= lo:
-            hi = lo + (1.0 if ch.dtype.kind != "f" else max(abs(float(lo)) * 1e-3, 1e-6))
-        out[c] = (ch.astype(np.float32) - lo) / (hi - lo)
-    return out
+def percentile_bounds_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (low, high) percentiles (float64) of a (C, H, W) tensor: the one normalisation statistic.
 
-
-def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9) -> torch.Tensor:
-    """Torch twin of :func:`percentile_normalise` for (C, H, W) float tensors (TorchScript-compatible).
-
-    Statistics come from the same subsample (every ``H // 1024``-th row and ``W // 1024``-th column).
-    """
+    Taken on every ``H // 1024``-th row and ``W // 1024``-th column (at most ~1 M samples per channel);
+    a constant channel gets ``hi = lo + 1``. TorchScript-compatible (the exported pipeline uses it)."""
     h, w = x.shape[-2], x.shape[-1]
     sample = x[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(x.shape[0], -1).to(torch.float64)
     q = torch.tensor([low / 100.0, high / 100.0], dtype=torch.float64, device=x.device)
     bounds = torch.quantile(sample, q, dim=1)
     lo, hi = bounds[0], bounds[1]
     hi = torch.where(hi <= lo, lo + 1.0, hi)
-    return _scale_channels(x, lo, hi)
+    return lo, hi
 
 
-def _scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """(x − lo) / (hi − lo) per channel in float32 (bounds rounded once from float64), the one formula used
-    by whole images and slide tiles alike."""
+def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(x − lo) / (hi − lo) per channel in float32 (bounds rounded once from float64): the one formula used
+    by whole images, slide tiles, training data and the exported pipeline alike."""
     scale = (1.0 / (hi.to(torch.float64) - lo.to(torch.float64))).to(torch.float32)
     lo32 = lo.to(torch.float32)
     return (x.to(torch.float32) - lo32[:, None, None]) * scale[:, None, None]
 
 
+def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9) -> torch.Tensor:
+    """A (C, H, W) tensor normalised by its own percentile bounds (TorchScript-compatible)."""
+    lo, hi = percentile_bounds_tensor(x, low, high)
+    return scale_channels(x, lo, hi)
+
+
 def percentile_bounds(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (low, high) percentiles of a (C, H, W) image, from the same subsample and arithmetic as
-    :func:`percentile_normalise_tensor`, so tiles normalised with them match a whole-image run."""
+    """:func:`percentile_bounds_tensor` of a (C, H, W) array, as float64 arrays: computed once per image or
+    slide (from its thumbnail), then applied to every tile with :func:`normalise_with`."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    h, w = t.shape[-2], t.shape[-1]
-    sample = t[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(t.shape[0], -1).to(torch.float64)
-    bounds = torch.quantile(sample, torch.tensor([low / 100.0, high / 100.0], dtype=torch.float64), dim=1)
-    lo, hi = bounds[0], bounds[1]
-    hi = torch.where(hi <= lo, lo + 1.0, hi)
+    lo, hi = percentile_bounds_tensor(t, low, high)
     return lo.numpy(), hi.numpy()
 
 
 def normalise_with(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(x − lo) / (hi − lo) per channel, with the same arithmetic as the whole-image normalisation."""
+    """(x − lo) / (hi − lo) per channel of a (C, H, W) array, float32 (:func:`scale_channels`)."""
     t = torch.from_numpy(np.ascontiguousarray(x))
     lo_t, hi_t = torch.from_numpy(np.asarray(lo, np.float64)), torch.from_numpy(np.asarray(hi, np.float64))
-    return _scale_channels(t, lo_t, hi_t).numpy()
+    return scale_channels(t, lo_t, hi_t).numpy()
+
+
+def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """A (C, H, W) array normalised by its own percentile bounds (float32)."""
+    return normalise_with(data.astype(np.float32, copy=False), *percentile_bounds(data, low, high))
+
+
+@dataclass
+class Prepared:
+    """An image made ready for a model: normalised, at the model's pixel size."""
+
+    data: np.ndarray  # (C, h, w) float32
+    factor: float  # model px per input px (input pixel size / model pixel size)
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def prepare(data: np.ndarray, pixel_size_um: float, model_pixel_size_um: float,
+            percentiles: tuple[float, float] | list[float] = (0.1, 99.9),
+            bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Prepared:
+    """Normalise a (C, Y, X) image (with ``bounds`` when given, else its own percentiles) and resample it to
+    the model's pixel size. Used by inference, training data, benchmarks and slides alike."""
+    lo, hi = bounds if bounds is not None else percentile_bounds(data, *percentiles)
+    factor = float(pixel_size_um) / float(model_pixel_size_um)
+    normalised = normalise_with(data.astype(np.float32, copy=False), lo, hi)
+    return Prepared(resample_image(normalised, factor), factor, np.asarray(lo), np.asarray(hi))
 
 
 def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
@@ -73,16 +93,16 @@ def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label image to ``shape`` (pixel centres aligned)."""
-    h, w = labels.shape
+    """Nearest-neighbour resize of a label image (..., H, W) to ``shape`` (pixel centres aligned)."""
+    h, w = labels.shape[-2:]
     if (h, w) == tuple(shape):
         return labels
     rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(np.int64), w - 1)
-    return labels[rows[:, None], cols[None, :]]
+    return labels[..., rows[:, None], cols[None, :]]
 
 
-def _bilinear_axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each output index: the two input indices around it and the weight of the second (centres aligned)."""
     pos = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
     i0 = np.floor(pos).astype(np.int64)
@@ -101,8 +121,8 @@ def upsample_labels(labels: np.ndarray, shape: tuple[int, int], rows_per_chunk: 
     out_h, out_w = int(shape[0]), int(shape[1])
     if out_h < h or out_w < w or (out_h, out_w) == (h, w):
         return resize_labels(labels, (out_h, out_w))
-    ya, yb, fy = _bilinear_axis(out_h, h)
-    xa, xb, fx = _bilinear_axis(out_w, w)
+    ya, yb, fy = bilinear_axis(out_h, h)
+    xa, xb, fx = bilinear_axis(out_w, w)
     out = np.empty((out_h, out_w), labels.dtype)
     for r in range(0, out_h, rows_per_chunk):
         rows = slice(r, min(out_h, r + rows_per_chunk))
