@@ -79,7 +79,7 @@ def main() -> None:
     for model, plan in PLAN.items():
         if model not in bundled_model_dirs():
             continue
-        seg = Segmenter(model, "cpu")
+        seg = Segmenter(model, device="cpu")
         channels = model_channels(model)
         for dataset, px in plan:
             if not (DATA / dataset).is_dir():

@@ -40,7 +40,7 @@ def fingerprints(n_images: int) -> dict:
 
     out: dict = {}
     for model, plan in PLAN.items():
-        seg, seg_tta = Segmenter(model, "cpu"), Segmenter(model, "cpu", tta=True)
+        seg, seg_tta = Segmenter(model, device="cpu"), Segmenter(model, device="cpu", tta=True)
         entries: dict = {}
         first = None
         for dataset, assumed in plan:

@@ -33,7 +33,7 @@ def main() -> None:
     rows = []
     for model in args.models:
         net = load_model(model, "cpu")
-        seg = Segmenter(net, "cpu")
+        seg = Segmenter(net, device="cpu")
         for dataset in args.datasets:
             if not (DATA / dataset).is_dir():
                 continue

@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "he.tif"
         tifffile.imwrite(path, image, photometric="rgb", resolution=(2e4, 2e4), resolutionunit="CENTIMETER")
-        seg = Segmenter(args.model, "cpu", backend=args.backend)
+        seg = Segmenter(args.model, device="cpu", backend=args.backend)
         result = seg.segment(path)  # warm-up (also builds the frozen network)
         net = load_model(args.model)
         frozen = OnnxNetwork(net) if args.backend == "onnx" else frozen_network(net)

@@ -32,8 +32,8 @@ def main() -> None:
             if (args.datasets and dataset not in args.datasets) or not Path(DATA / dataset).is_dir():
                 continue
             channels = model_channels(model)
-            plain = evaluate(Segmenter(model, "cpu"), dataset, px, "val", channels, args.limit)
-            tta = evaluate(Segmenter(model, "cpu", tta=True), dataset, px, "val", channels, args.limit)
+            plain = evaluate(Segmenter(model, device="cpu"), dataset, px, "val", channels, args.limit)
+            tta = evaluate(Segmenter(model, device="cpu", tta=True), dataset, px, "val", channels, args.limit)
             row = {"model": model, "dataset": dataset, "n_images": plain["n_images"],
                    "plain": {k: plain[k] for k in ("f1@0.5", "f1_mean", "pq", "seconds")},
                    "tta": {k: tta[k] for k in ("f1@0.5", "f1_mean", "pq", "seconds")},

@@ -35,12 +35,12 @@ from phenoseg.inference.segmenter import Segmenter
 t0 = time.perf_counter()
 if mode == "tiled":
     from phenoseg.inference.slide_pipeline import SlideOptions, segment_slide
-    seg = Segmenter("brightfield_nuclei", "cpu", backend=sys.argv[4])
+    seg = Segmenter("brightfield_nuclei", device="cpu", backend=sys.argv[4])
     r = segment_slide(path, seg, sys.argv[5], "slide", SlideOptions(progress=False, outputs=sys.argv[6].split(",")))
-    out = {"objects": r.n_objects, "tiles": r.tiles, "tiles_skipped": r.tiles_skipped}
+    out = {"objects": r.n_objects["nuclei"], "tiles": r.tiles, "tiles_skipped": r.tiles_skipped}
 else:
-    seg = Segmenter("brightfield_nuclei", "cpu", backend=sys.argv[4], tile_size=10**6)
-    r = seg.segment(path)
+    seg = Segmenter("brightfield_nuclei", device="cpu", backend=sys.argv[4])
+    r = seg.segment(path, tile_size=10**6)
     out = {"objects": int(r.labels["nuclei"].max())}
 out["seconds"] = time.perf_counter() - t0
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -47,7 +47,7 @@ def export_and_compare(model, tmp_path, image: np.ndarray):
     meta = json.loads(proc.stdout.strip().splitlines()[-1])
     exported = np.load(tmp_path / "y.npy")[0, 0]
     net = load_model(model)
-    result = Segmenter(net, "cpu").segment(image, net.config.pixel_size_um)
+    result = Segmenter(net, device="cpu").segment(image, net.config.pixel_size_um)
     assert same_partition(exported, result.labels["nuclei"])
     assert meta["pixel_size_um"] == net.config.pixel_size_um and meta["targets"] == net.config.targets
     return exported
@@ -119,8 +119,8 @@ def test_bioimageio_package_validates(tmp_path, model_dir, capsys, suffix):
 
 
 def test_onnx_backend_matches_torch(rgb_tiff, model_dir):
-    torch_result = Segmenter(str(model_dir), "cpu", backend="torch").segment(rgb_tiff)
-    onnx_result = Segmenter(str(model_dir), "cpu", backend="onnx").segment(rgb_tiff)
+    torch_result = Segmenter(str(model_dir), device="cpu", backend="torch").segment(rgb_tiff)
+    onnx_result = Segmenter(str(model_dir), device="cpu", backend="onnx").segment(rgb_tiff)
     a, b = torch_result.labels["nuclei"], onnx_result.labels["nuclei"]
     # outputs agree to ~1e-5, so labels agree except at the rare pixel on a threshold
     assert (a > 0).mean() > 0 and np.mean((a > 0) == (b > 0)) > 0.99

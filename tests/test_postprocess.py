@@ -143,6 +143,6 @@ def test_tta_scores_each_output_in_its_own_frame():
 def test_segmenter_tta_runs(rgb_tiff, model_dir):
     from phenoseg.inference.segmenter import Segmenter
 
-    plain = Segmenter(str(model_dir), "cpu").segment(rgb_tiff)
-    tta = Segmenter(str(model_dir), "cpu", tta=True).segment(rgb_tiff)
+    plain = Segmenter(str(model_dir), device="cpu").segment(rgb_tiff)
+    tta = Segmenter(str(model_dir), device="cpu", tta=True).segment(rgb_tiff)
     assert tta.labels["nuclei"].shape == plain.labels["nuclei"].shape == (96, 96)

@@ -13,7 +13,8 @@ import tifffile
 from phenoseg.errors import PhenosegError
 from phenoseg.evaluation.matching import match_counts, summarise
 from phenoseg.inference.segmenter import Segmenter
-from phenoseg.inference.slide_pipeline import SlideOptions, _balanced, segment_slide
+from phenoseg.inference.slide_pipeline import SlideOptions, segment_slide
+from phenoseg.inference.tiling import balanced_core
 from phenoseg.io.images import read_image
 from phenoseg.io.omezarr import read_labels_level
 from phenoseg.io.slide import open_slide
@@ -43,7 +44,7 @@ def write_pyramid(path: Path, data: np.ndarray, pixel_size: float, levels: int =
 
 @pytest.fixture(scope="module")
 def seg() -> Segmenter:
-    return Segmenter("brightfield_nuclei", "cpu")
+    return Segmenter("brightfield_nuclei", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_tiled_equals_untiled_with_seam_objects(tmp_path, seg, slide05):
     # objects of the untiled result that straddle a tile seam (cores: 560 px in 3 rows, 600 px in 4 columns,
     # balanced and on the network's stride grid)
     stride = seg.model_for(3).stride
-    th, tw = _balanced(560, 192, stride), _balanced(600, 192, stride)
+    th, tw = balanced_core(560, 192, stride), balanced_core(600, 192, stride)
     row_seams, col_seams = range(th, 560, th), range(tw, 600, tw)
     assert len(row_seams) == 2 and len(col_seams) == 3
     crossing = 0
@@ -89,7 +90,7 @@ def test_tiled_equals_untiled_with_seam_objects(tmp_path, seg, slide05):
         if any(ys.start < b < ys.stop for b in row_seams) or any(xs.start < b < xs.stop for b in col_seams):
             crossing += 1
     assert crossing > 10
-    assert res.n_objects == len(np.unique(tiled)) - 1
+    assert res.n_objects["nuclei"] == len(np.unique(tiled)) - 1
     assert res.tiles == 12 and res.level == 0
 
 
@@ -164,7 +165,7 @@ def test_ome_zarr_input(tmp_path, seg):
         assert s.pixel_size_um == 0.5 and s.channel_names == ["red", "green", "blue"] and len(s.levels) == 2
     res = segment_slide(tmp_path / "img.ome.zarr", seg, tmp_path / "out", "img",
                         SlideOptions(tile=160, progress=False, tissue_mask=False, outputs=["zarr"]))
-    assert res.n_objects > 20
+    assert res.n_objects["nuclei"] > 20
     assert read_labels_level(tmp_path / "out" / "img.ome.zarr").shape == (300, 300)
 
 

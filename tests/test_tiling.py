@@ -5,16 +5,21 @@ from scipy import ndimage as ndi
 
 from phenoseg.evaluation.matching import match_counts, summarise
 from phenoseg.inference.segmenter import Segmenter
-from phenoseg.inference.tiling import segment_tiled, tile_grid
+from phenoseg.inference.tiling import plan_tiles, segment_tiled
 from phenoseg.synthetic import render_image, synthetic_labels
 
 
 def test_tile_grid_covers_image_once():
     cover = np.zeros((300, 250), int)
-    for y0, y1, x0, x1, ry0, rx0 in tile_grid(300, 250, 128, 20):
-        cover[y0:y1, x0:x1] += 1
-        assert ry0 == max(0, y0 - 20) and rx0 == max(0, x0 - 20)
-    assert (cover == 1).all()
+    tiles = plan_tiles(300, 250, 128, 20, stride=8)
+    for t in tiles:
+        cover[t.cy0 : t.cy1, t.cx0 : t.cx1] += 1
+        # read windows have one shape (but for the stride rounding at the far edge), start on the stride grid
+        # and hold their core with context
+        assert 160 < t.ry1 - t.ry0 <= 168 and 160 < t.rx1 - t.rx0 <= 168 and t.ry0 % 8 == 0 and t.rx0 % 8 == 0
+        assert t.ry0 <= max(0, t.cy0 - 20) and t.ry1 >= min(300, t.cy1 + 20)
+        assert t.rx0 <= max(0, t.cx0 - 20) and t.rx1 >= min(250, t.cx1 + 20)
+    assert (cover == 1).all() and len(tiles) == 6  # balanced cores: 3 rows of 104 px, 2 columns of 128
 
 
 def test_ideal_tile_function_stitches_exactly():
@@ -30,20 +35,20 @@ def test_ideal_tile_function_stitches_exactly():
         uniq, inv = np.unique(sub, return_inverse=True)
         lab = inv.reshape(sub.shape) if uniq[0] == 0 else inv.reshape(sub.shape) + 1
         calls.append((y0, x0))
-        return lab, np.ones(lab.max())
+        return lab[None], [np.ones(lab.max())]
 
     yy, xx = np.indices(truth.shape)
     coords = np.stack([yy, xx]).astype(np.float32)  # the crop tells the oracle where it is
     out, _ = segment_tiled(coords, segment_tile, tile=96, overlap=40)
-    s = summarise(match_counts(truth, out.astype(np.int64)))
+    s = summarise(match_counts(truth, out[0].astype(np.int64)))
     assert s["f1@0.9"] == 1.0 and len(calls) == 12
 
 
 def test_tiled_equals_untiled_with_bundled_model():
     truth = synthetic_labels((520, 480), 300, seed=5, radius=(5, 11))
     image = render_image(truth, "fluorescence", seed=5)
-    whole = Segmenter("fluorescence_nuclei", "cpu").segment(image, 0.5).labels["nuclei"]
-    tiled = Segmenter("fluorescence_nuclei", "cpu", tile_size=192).segment(image, 0.5).labels["nuclei"]
+    whole = Segmenter("fluorescence_nuclei", device="cpu").segment(image, 0.5).labels["nuclei"]
+    tiled = Segmenter("fluorescence_nuclei", device="cpu").segment(image, 0.5, tile_size=192).labels["nuclei"]
     # some objects cross the seams at multiples of 192 px
     crossing = 0
     for sl in ndi.find_objects(whole.astype(np.int64)):

@@ -38,7 +38,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _licence_id(text: str) -> str:
+def licence_id(text: str) -> str:
     t = (text or "").upper()
     if "NC-SA" in t or "NC SA" in t:
         return "CC-BY-NC-SA-4.0"

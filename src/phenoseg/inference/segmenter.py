@@ -1,9 +1,11 @@
-"""The Segmenter: image (any grid) → normalise → resample to the model → network → postprocess → labels."""
+"""The Segmenter: image (any grid, any common array layout) → prepare → network (tiled when large, TTA when
+asked) → postprocess → labels per target on the input's grid, with one object table per target."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,27 +16,33 @@ from phenoseg.errors import PhenosegError
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.runner import build_decoder, network_output
-from phenoseg.inference.tiling import segment_tiled, torch_tile_segmenter
+from phenoseg.inference.tiling import TileFunction, segment_tiled
 from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
+from phenoseg.io.channels import image_from_array, select_channels
 from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
-from phenoseg.preprocess import percentile_normalise_tensor, resample_image, upsample_labels
+from phenoseg.phenotype.table import ObjectTable, object_table
+from phenoseg.preprocess import prepare, upsample_labels
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
 AUTO_TILE = 2048  # images larger than this (at model resolution) are processed in tiles of this size
+BACKENDS = ("torch", "onnx", "auto")
 
 
 @dataclass
 class SegmentationResult:
-    """Labels per target (uint32, the input's height and width), per-object scores and timings."""
+    """Labels per target (uint32, the input's height and width), per-object scores and tables, timings.
+
+    ``scores[target][i]`` is the seed score of label i + 1; ``tables[target]`` describes every object."""
 
     labels: dict[str, np.ndarray]
     scores: dict[str, np.ndarray]
     model: str
     pixel_size_um: float
     timings: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, ObjectTable] = field(default_factory=dict)
 
 
 def choose_model_name(n_channels: int) -> str:
@@ -42,152 +50,184 @@ def choose_model_name(n_channels: int) -> str:
     name = AUTO_MODELS.get(n_channels)
     if name is None or name not in bundled_model_dirs():
         raise PhenosegError(
-            f"no bundled model fits a {n_channels}-channel image; pass --model NAME_OR_DIR "
+            f"no bundled model fits a {n_channels}-channel image; pass model= a model name or folder "
             f"(bundled: {', '.join(bundled_model_dirs()) or 'none'})"
         )
     return name
+
+
+def thresholds_dict(seed_threshold: float | None = None, mask_threshold: float | None = None,
+                    min_area: int | None = None) -> dict:
+    """The per-call postprocessing overrides that are set (None means: the model's own)."""
+    given = {"seed_threshold": seed_threshold, "mask_threshold": mask_threshold, "min_area": min_area}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def to_image(image: Image | np.ndarray | str | os.PathLike, axes: str | None = None,
+             channels: str | Sequence[str | int] | None = None) -> Image:
+    """A path, an :class:`Image` or an array (see :func:`phenoseg.io.channels.as_cyx`) as an Image with the
+    chosen channels."""
+    if isinstance(image, (str, os.PathLike)):
+        if axes is not None:
+            raise PhenosegError("axes= applies to arrays; a file's axes come from its metadata")
+        image = read_image(image)
+    elif isinstance(image, np.ndarray):
+        image = image_from_array(image, axes)
+    elif not isinstance(image, Image):
+        raise PhenosegError(f"image=: expected a path, an Image or a numpy array, got {type(image).__name__}")
+    return select_channels(image, channels)
 
 
 class Segmenter:
     """Segment nuclei (and cells, for cell models) in 2D images.
 
     >>> seg = Segmenter("brightfield_nuclei")                     # doctest: +SKIP
-    >>> result = seg.segment("he.tif")                            # doctest: +SKIP
+    >>> result = seg.segment("he.tif", seed_threshold=0.5)        # doctest: +SKIP
     >>> result.labels["nuclei"].max()                             # doctest: +SKIP
+
+    ``model``: a bundled model's name, a model folder, a loaded network, or "auto" (chosen per image by its
+    channel count). ``backend``: the CPU runtime of the network (torch; onnx needs onnxruntime; auto = onnx
+    when installed). ``tta``: test-time augmentation (8 flips / rotations).
     """
 
-    def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", device: str = "auto",
-                 seed_threshold: float | None = None, mask_threshold: float | None = None,
-                 min_area_px: int | None = None, tta: bool = False, backend: str = "torch",
-                 tile_size: int | None = None, overlap: int = 80, progress: bool = False) -> None:
+    def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", *, device: str = "auto",
+                 backend: str = "torch", tta: bool = False, overlap: int = 80) -> None:
         self.device = pick_device(device)
         self.tta = tta
-        self.tile_size = tile_size
         self.overlap = overlap
-        self.progress = progress
-        if backend not in ("torch", "onnx", "auto"):
-            raise PhenosegError(f"unknown backend '{backend}' (torch, onnx or auto)")
+        if backend not in BACKENDS:
+            raise PhenosegError(f"backend='{backend}': expected torch, onnx or auto")
         if backend == "auto":
             backend = "onnx" if self.device.type == "cpu" and onnxruntime_available() else "torch"
         self.backend = backend
-        self._model_arg = model
+        self.model_arg = model
         self._cache: dict[str, InstanSegNet] = {}
-        self._frozen: dict[int, object] = {}
-        self.thresholds = {"seed_threshold": seed_threshold, "mask_threshold": mask_threshold,
-                           "min_area": min_area_px}
+        self._fast: dict[int, object] = {}
 
     def model_for(self, n_channels: int) -> InstanSegNet:
         """The network used for an image with ``n_channels`` channels (loaded once, then cached)."""
-        if isinstance(self._model_arg, InstanSegNet):
-            net = self._model_arg.to(self.device).eval()
+        if isinstance(self.model_arg, InstanSegNet):
+            net = self.model_arg.to(self.device).eval()
         else:
-            name = str(self._model_arg)
+            name = str(self.model_arg)
             if name == "auto":
                 name = choose_model_name(n_channels)
             if name not in self._cache:
                 self._cache[name] = load_model(name, self.device)
             net = self._cache[name]
-        if net.config.in_channels != n_channels:
+        if not net.config.accepts(n_channels):
             raise PhenosegError(
                 f"model '{net.config.name}' expects {net.config.in_channels} channel(s), the image has {n_channels}"
             )
         return net
 
-    def _runner(self, net: InstanSegNet, n_pixels: int):
+    def runtime(self, net: InstanSegNet, n_pixels: int):
         """A faster equivalent of ``net`` on the CPU (built once): ONNX Runtime with the onnx backend, else
-        a frozen channels-last TorchScript copy for large images. None means: use ``net`` itself."""
+        a frozen channels-last TorchScript copy for large inputs. None means: use ``net`` itself."""
         if self.device.type != "cpu":
             return None
         key = id(net)
         if self.backend == "onnx":
-            if key not in self._frozen:
-                self._frozen[key] = OnnxNetwork(net)
-            return self._frozen[key]
+            if key not in self._fast:
+                self._fast[key] = OnnxNetwork(net)
+            return self._fast[key]
         if n_pixels < FREEZE_MIN_PIXELS:
             return None
-        if key not in self._frozen:
-            self._frozen[key] = frozen_network(net)
-        return self._frozen[key]
+        if key not in self._fast:
+            self._fast[key] = frozen_network(net)
+        return self._fast[key]
+
+    def tile_function(self, net: InstanSegNet, thresholds: dict, n_pixels: int,
+                      timings: dict | None = None) -> TileFunction:
+        """normalised (C, h, w) at model resolution → (labels (T, h, w), [scores per target]): network
+        (with TTA when set) and postprocessing. The one function behind untiled, tiled and slide runs."""
+        runner = self.runtime(net, n_pixels)
+        decoder = build_decoder(net)
+        timings = timings if timings is not None else {}
+
+        def run(crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            t0 = time.perf_counter()
+            if self.tta:
+                x = torch.from_numpy(np.ascontiguousarray(crop))
+                raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip)
+                        for k, flip in TRANSFORMS]
+            else:
+                raw = network_output(net, crop, self.device, runner)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            if self.tta:
+                labels, scores = decoder.decode_tta(raws, [frame_matrix(k, f) for k, f in TRANSFORMS], **thresholds)
+            else:
+                labels, scores = decoder.decode(raw, **thresholds)
+            out = labels[0].cpu().numpy(), [s.cpu().numpy() for s in scores[0]]
+            timings["network_s"] = timings.get("network_s", 0.0) + t1 - t0
+            timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t1
+            return out
+
+        return run
 
     def segment(
-        self, image: Image | np.ndarray | str | os.PathLike, pixel_size_um: float | None = None
+        self,
+        image: Image | np.ndarray | str | os.PathLike,
+        pixel_size_um: float | None = None,
+        *,
+        axes: str | None = None,
+        channels: str | Sequence[str | int] | None = None,
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+        tile_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> SegmentationResult:
-        """Segment one image. ``image``: a path, an :class:`Image`, or an array (Y, X) / (C, Y, X).
+        """Segment one image.
 
-        The pixel size comes from ``pixel_size_um``, else from the image's metadata; without either,
-        a :class:`PhenosegError` explains how to give it.
+        ``image``: a path, an :class:`Image`, or an array (Y, X), (C, Y, X) or (Y, X, C) (``axes="YXC"``;
+        an RGB(A) array whose last axis is 3 or 4 is recognised without it). ``channels``: names or indices
+        to use, in order. The pixel size is ``pixel_size_um`` when given, else the image's metadata;
+        without either a :class:`PhenosegError` says how to give it. Thresholds override the model's for
+        this call (``min_area`` in px at model resolution). Images larger than 2048 px at the model's
+        resolution are tiled (``tile_size`` forces a tile size). ``progress(done, total)`` is called after
+        every tile (once for an untiled image).
         """
         t0 = time.perf_counter()
-        if isinstance(image, (str, os.PathLike)):
-            image = read_image(image)
-        if isinstance(image, np.ndarray):
-            arr = image[None] if image.ndim == 2 else image
-            image = Image(data=arr)
+        image = to_image(image, axes, channels)
         timings = {"read_s": time.perf_counter() - t0}
         px = pixel_size_um or image.pixel_size_um
         net = self.model_for(image.data.shape[0])
         cfg = net.config
+        if pixel_size_um is not None and not pixel_size_um > 0:
+            raise PhenosegError(f"pixel_size_um={pixel_size_um}: must be a positive number (µm per pixel)")
         if not px:
             raise PhenosegError(
-                f"{image.path or 'image'}: no pixel size in its metadata; pass --pixel-size UM "
+                f"{image.path or 'image'}: no pixel size in its metadata; pass pixel_size_um= "
                 f"(µm per pixel, e.g. 0.25 for a 40x scan, 0.5 for 20x; the model works at {cfg.pixel_size_um})"
             )
+        if tile_size is not None and tile_size < 64:
+            raise PhenosegError(f"tile_size={tile_size}: must be at least 64 px")
         t1 = time.perf_counter()
-        lo, hi = cfg.norm_percentiles
-        normalised = percentile_normalise_tensor(torch.from_numpy(image.data.astype(np.float32)), lo, hi)
-        data = resample_image(normalised.numpy(), px / cfg.pixel_size_um)
+        data = prepare(image.data, px, cfg.pixel_size_um, cfg.norm_percentiles).data
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
-        t2 = time.perf_counter()
-        runner = self._runner(net, data.shape[-2] * data.shape[-1])
-        thresholds = {k: v for k, v in self.thresholds.items() if v is not None}
-        tile = self.tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
+        timings["preprocess_s"] = time.perf_counter() - t1
+        tile = tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
+        thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
+        n_pixels = (min(tile + 2 * self.overlap, data.shape[-2]) * min(tile + 2 * self.overlap, data.shape[-1])
+                    if tile else data.shape[-2] * data.shape[-1])
+        run = self.tile_function(net, thresholds, n_pixels, timings)
         if tile:  # tiles on the network's stride grid see exactly the features of an untiled run
-            tile = -(-tile // net.stride) * net.stride
-        if tile and len(cfg.targets) == 1 and not self.tta:
-            run_tile = torch_tile_segmenter(net, build_decoder(net), self.device, runner, thresholds)
-            bar = None
-            if self.progress:
-                from tqdm import tqdm
-
-                bar = tqdm(desc=image.path or "tiles", unit="tile", leave=False)
-
-            def advance(done: int, total: int) -> None:
-                if bar is not None:
-                    bar.total = total
-                    bar.update(done - bar.n)
-
-            labels_np, scores_np = segment_tiled(data, run_tile, tile, self.overlap, advance)
-            if bar is not None:
-                bar.close()
-            t3 = time.perf_counter()
-            target = cfg.targets[0]
-            out_labels = {target: upsample_labels(labels_np, image.shape_yx).astype(np.uint32)}
-            timings.update(preprocess_s=t2 - t1, network_and_postprocess_s=t3 - t2,
-                           resize_s=time.perf_counter() - t3, total_s=time.perf_counter() - t0, tiles=tile)
-            return SegmentationResult(out_labels, {target: scores_np}, cfg.name, float(px), timings)
-        if self.tta:
-            x = torch.from_numpy(np.ascontiguousarray(data))
-            raws = [undo_output(network_output(net, apply(x, k, flip), self.device, runner), k, flip)
-                    for k, flip in TRANSFORMS]
+            labels, scores = segment_tiled(data, run, tile, self.overlap, net.stride, progress)
+            timings["tiles"] = tile
         else:
-            raw = network_output(net, data, self.device, runner)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        t3 = time.perf_counter()
-        decoder = build_decoder(net)
-        if self.tta:
-            frames = [frame_matrix(k, flip) for k, flip in TRANSFORMS]
-            labels, scores = decoder.decode_tta(raws, frames, **thresholds)
-        else:
-            labels, scores = decoder.decode(raw, **thresholds)
+            labels, scores = run(data)
+            if progress is not None:
+                progress(1, 1)
         t4 = time.perf_counter()
         shape = image.shape_yx
-        out_labels = {}
-        out_scores = {}
+        out_labels, out_scores, tables = {}, {}, {}
         for i, target in enumerate(cfg.targets):
-            out_labels[target] = upsample_labels(labels[0, i].cpu().numpy(), shape).astype(np.uint32)
-            out_scores[target] = scores[0][i].cpu().numpy()
-        timings.update(preprocess_s=t2 - t1, network_s=t3 - t2, postprocess_s=t4 - t3,
-                       resize_s=time.perf_counter() - t4, total_s=time.perf_counter() - t0)
-        return SegmentationResult(out_labels, out_scores, cfg.name, float(px), timings)
+            out_labels[target] = upsample_labels(labels[i], shape).astype(np.uint32)
+            out_scores[target] = np.asarray(scores[i])
+            tables[target] = object_table(out_labels[target], target, out_scores[target])
+        timings.update(resize_s=time.perf_counter() - t4, total_s=time.perf_counter() - t0)
+        return SegmentationResult(out_labels, out_scores, cfg.name, float(px), timings, tables)

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.inference.slide_outputs import ObjectWriter, finish_outputs
-from phenoseg.inference.tile_sources import Tile, TileJob, local_results
+from phenoseg.inference.tile_sources import TileJob, local_results
+from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.slide import Slide, open_slide
+from phenoseg.outputs.slide import ObjectWriter, finish_outputs
 from phenoseg.preprocess import percentile_bounds
 
 STATE_VERSION = 1
@@ -51,6 +52,8 @@ class SlideOptions:
     progress: bool = True
     resume: bool = True
     chunk: int = 512
+    thresholds: dict = field(default_factory=dict)  # per-run postprocessing overrides (seed_threshold, ...)
+    passes: list = field(default_factory=list)  # per-object passes after measurement (columns in GeoJSON / CSV)
     stop_after_tiles: int | None = None  # for tests: behave as if killed after this many tiles
 
 
@@ -58,7 +61,7 @@ class SlideOptions:
 class SlideResult:
     """What a slide run produced."""
 
-    n_objects: int
+    n_objects: dict[str, int]  # per target
     files: list[Path]
     tiles: int
     tiles_skipped: int
@@ -75,7 +78,7 @@ class SlideResult:
         return self.model_shape[0] * self.model_shape[1] / 1e6 / max(self.seconds, 1e-9)
 
 
-class _Grid:
+class SlideGrid:
     """Mapping between the model grid and the chosen pyramid level (factor ``f`` = model px per level px)."""
 
     def __init__(self, slide: Slide, level: int, px0: float, model_px: float):
@@ -108,7 +111,7 @@ class _Grid:
         return x
 
 
-def _fingerprint(path: Path, net, opts: SlideOptions, grid: _Grid, thresholds: dict) -> dict:
+def _fingerprint(path: Path, net, opts: SlideOptions, grid: SlideGrid, tta: bool) -> dict:
     st = path.stat() if path.is_file() else None
     weights = hashlib.sha256()
     for k, v in sorted(net.state_dict().items()):
@@ -117,39 +120,19 @@ def _fingerprint(path: Path, net, opts: SlideOptions, grid: _Grid, thresholds: d
     return {"version": STATE_VERSION, "input": str(path.resolve()), "size": st.st_size if st else None,
             "mtime": st.st_mtime if st else None, "model": net.config.name, "weights": weights.hexdigest()[:16],
             "tile": opts.tile, "overlap": opts.overlap, "tissue_mask": opts.tissue_mask, "outputs": opts.outputs,
-            "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": thresholds,
-            "chunk": opts.chunk}
-
-
-def _balanced(n: int, tile: int, stride: int) -> int:
-    """Core size for ``n`` px in tiles of about ``tile``: equal cores (2048 px with tile 1536 gives two
-    cores of 1024, not 1536 + 512), rounded up to a multiple of the network's stride."""
-    core = -(-n // -(-n // tile))
-    return -(-core // stride) * stride
-
-
-def _read_span(c0: int, c1: int, n: int, window: int, stride: int) -> tuple[int, int]:
-    """The read window of core [c0, c1): ``window`` px long whatever the core (so every tile of every slide
-    has one shape and the network's memory is the same for any slide size), centred on the core, shifted
-    inwards at the image's edges, and starting on the network's stride grid so that a tile sees exactly the
-    features of an untiled run. The core gets at least (window − core) / 2 px of context on each side."""
-    length = min(window, n)
-    last = -(-max(0, n - length) // stride) * stride
-    start = ((c0 - (length - (c1 - c0)) // 2) // stride) * stride
-    start = min(max(0, start), last)
-    return start, min(n, start + length)
+            "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": opts.thresholds,
+            "chunk": opts.chunk, "tta": tta, "passes": [p.name for p in opts.passes]}
 
 
 def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike, stem: str,
                   opts: SlideOptions | None = None, executor=None) -> SlideResult:
     """Segment one (possibly huge) image with ``segmenter``'s model into ``outdir`` (see module doc).
 
-    ``executor`` (e.g. :func:`phenoseg.inference.tile_sources.dask_results` bound to a client) runs the
-    tiles elsewhere; they come back in order and are merged here exactly as local ones.
+    Every target of the model gets its own label image (``labels/<target>`` in the OME-Zarr); test-time
+    augmentation follows ``segmenter.tta``. ``executor`` (e.g. :func:`phenoseg.inference.tile_sources.
+    dask_results` bound to a client) runs the tiles elsewhere; they come back in order and are merged here
+    exactly as local ones.
     """
-    from phenoseg.inference.runner import build_decoder
-    from phenoseg.inference.tiling import owned_objects, torch_tile_segmenter
-
     opts = opts or SlideOptions()
     t_start = time.perf_counter()
     path, outdir = Path(path), Path(outdir)
@@ -158,18 +141,16 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         if opts.channels is not None:
             bad = [c for c in opts.channels if not 0 <= c < len(names)]
             if bad:
-                raise PhenosegError(f"{path}: --channels {bad} out of range (the slide has {len(names)})")
+                raise PhenosegError(f"{path}: channels {bad} out of range (the slide has {len(names)})")
             names = [names[c] for c in opts.channels]
         px0 = opts.pixel_size_um or slide.pixel_size_um
         net = segmenter.model_for(len(names))
         cfg = net.config
+        targets = list(cfg.targets)
         if not px0:
-            raise PhenosegError(f"{path}: no pixel size in its metadata; pass --pixel-size UM (µm per pixel)")
-        if len(cfg.targets) != 1:
-            raise PhenosegError("whole-slide mode supports single-target (nucleus) models for now")
-        grid = _Grid(slide, slide.choose_level(cfg.pixel_size_um, px0), px0, cfg.pixel_size_um)
-        thresholds = {k: v for k, v in segmenter.thresholds.items() if v is not None}
-        fp = _fingerprint(path, net, opts, grid, thresholds)
+            raise PhenosegError(f"{path}: no pixel size in its metadata; pass pixel_size_um= (µm per pixel)")
+        grid = SlideGrid(slide, slide.choose_level(cfg.pixel_size_um, px0), px0, cfg.pixel_size_um)
+        fp = _fingerprint(path, net, opts, grid, segmenter.tta)
 
         thumb, thumb_down = thumbnail(slide)
         if opts.channels is not None:
@@ -193,40 +174,21 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         resumed_from = 0
         need_labels = any(k in opts.outputs for k in ("zarr", "labels"))
         fresh = state is None
+        ov, W, H = opts.overlap, grid.width, grid.height
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(zarr_path, ignore_errors=True)
             (work / "parts").mkdir(parents=True)
-            state = {"fingerprint": fp, "row": 0, "next_label": 1, "flushed": 0, "objects": 0, "skipped": 0}
-            saved = np.zeros((0, grid.width), np.uint32)
+            state = {"fingerprint": fp, "row": 0, "next_label": [1] * len(targets), "flushed": 0,
+                     "objects": [0] * len(targets), "skipped": 0}
+            saved = np.zeros((len(targets), 0, W), np.uint32)
         else:
             resumed_from = state["row"]
             saved = np.load(work / "band.npy")
-        writer = LabelsWriter(zarr_path, "nuclei", (grid.height, grid.width), cfg.pixel_size_um, opts.chunk,
-                              create=fresh) if need_labels else None
+        writers = [LabelsWriter(zarr_path, t, (H, W), cfg.pixel_size_um, opts.chunk, create=fresh)
+                   for t in targets] if need_labels else []
 
-        ov, W, H = opts.overlap, grid.width, grid.height
         stride = net.stride
-        tile = max(stride, (opts.tile // stride) * stride)
-        th, tw = _balanced(H, tile, stride), _balanced(W, tile, stride)
-        window = tile + 2 * ov
-        # one buffer for the rows not yet on disk: at most a window plus a chunk row (memory ∝ slide width)
-        band = np.zeros((min(H, window + opts.chunk), W), np.uint32)
-        valid = saved.shape[0]
-        band[:valid] = saved
-        del saved
-        rows = list(range(0, H, th))
-        cols = list(range(0, W, tw))
-        total_tiles = len(rows) * len(cols)
-        bar = None
-        if opts.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_tiles, initial=state["row"] * len(cols), desc=path.name, unit="tile",
-                       dynamic_ncols=True, leave=False)
-        ns = uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(fp, sort_keys=True))
-        objects = ObjectWriter(names, cfg.pixel_size_um, grid.to_level0, ns, opts.outputs)
-        done_here = 0
 
         def has_tissue(y0, y1, x0, x1) -> bool:
             if mask is None:
@@ -236,78 +198,88 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             ty1, tx1 = int(np.ceil(y1 * s)) + 1, int(np.ceil(x1 * s)) + 1
             return bool(mask[ty0:ty1, tx0:tx1].any())
 
+        plan = plan_tiles(H, W, opts.tile, ov, stride, has_tissue)
+        window = max(t.ry1 - t.ry0 for t in plan)
+        # one buffer per target for the rows not yet on disk: at most a window plus a chunk row (memory ∝ width)
+        band = np.zeros((len(targets), min(H, window + opts.chunk), W), np.uint32)
+        valid = saved.shape[1]
+        band[:, :valid] = saved
+        del saved
+        n_rows = plan[-1].row + 1
+        n_cols = len(plan) // n_rows
+        bar = None
+        if opts.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan), initial=state["row"] * n_cols, desc=path.name, unit="tile",
+                       dynamic_ncols=True, leave=False)
+        ns = uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(fp, sort_keys=True))
+        objects = [ObjectWriter(names, cfg.pixel_size_um, grid.to_level0, ns, opts.outputs, t, len(targets),
+                                opts.passes) for t in targets]
+        done_here = 0
         by_row: dict[int, list[Tile]] = {}
-        for r in range(state["row"], len(rows)):
-            cy0, cy1 = rows[r], min(rows[r] + th, H)
-            ry0, ry1 = _read_span(cy0, cy1, H, window, stride)
-            for cx0 in cols:
-                cx1 = min(cx0 + tw, W)
-                rx0, rx1 = _read_span(cx0, cx1, W, window, stride)
-                by_row.setdefault(r, []).append(
-                    Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, has_tissue(ry0, ry1, rx0, rx1)))
+        for t in plan:
+            if t.row >= state["row"]:
+                by_row.setdefault(t.row, []).append(t)
         tiles = [t for row_tiles in by_row.values() for t in row_tiles]
         job = TileJob(str(path), grid, opts.channels, lo, hi)
         if executor is None:
-            runner = segmenter._runner(net, min(window, H) * min(window, W))
-            run_tile = torch_tile_segmenter(net, build_decoder(net), segmenter.device, runner, thresholds)
+            run_tile = segmenter.tile_function(net, opts.thresholds, window * window)
             results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
         else:
-            results = executor(tiles, job, cfg.name if segmenter._model_arg == "auto" else segmenter._model_arg,
-                               segmenter.backend, thresholds)
+            model = cfg.name if segmenter.model_arg == "auto" else segmenter.model_arg
+            results = executor(tiles, job, model, segmenter.backend, opts.thresholds, segmenter.tta)
         try:
-            for r in range(state["row"], len(rows)):
+            for r in range(state["row"], n_rows):
                 head = by_row[r][0]
                 cy0, cy1, ry0, ry1 = head.cy0, head.cy1, head.ry0, head.ry1
                 py0 = max(ry0, cy0 - ov)  # rows above this are final: objects reach at most `ov` out of their core
                 need = ry1 - state["flushed"]
-                if need > band.shape[0]:
-                    raise RuntimeError(f"tile row {r} needs {need} band rows, the band holds {band.shape[0]}")
+                if need > band.shape[1]:
+                    raise RuntimeError(f"tile row {r} needs {need} band rows, the band holds {band.shape[1]}")
                 valid = max(valid, need)
-                row_features, row_table = [], []
+                row_parts = [([], []) for _ in targets]
                 for t in by_row[r]:
                     res = next(results)
                     if res is None:
                         state["skipped"] += 1
                     else:
                         raw, labels, scores = res
-                        kept = owned_objects(labels, ry0, t.rx0, (cy0, cy1, t.cx0, t.cx1))
-                        if kept.size:
-                            first = state["next_label"]
-                            new_ids = np.zeros(int(labels.max()) + 1, np.int64)
-                            new_ids[kept] = np.arange(first, first + kept.size)
-                            mapped = new_ids[labels[py0 - ry0 :].astype(np.int64)]
-                            region = band[py0 - state["flushed"] : ry1 - state["flushed"], t.rx0 : t.rx1]
-                            free = (region == 0) & (mapped > 0)
-                            region[free] = mapped[free]
-                            state["next_label"] += kept.size
-                            local = np.where((region >= first) & (region < first + kept.size),
-                                             region.astype(np.int64) - first + 1, 0)
-                            feats, table = objects.describe(local, raw[:, py0 - ry0 :], first, scores[kept - 1],
-                                                            py0, t.rx0)
-                            row_features += feats
-                            row_table += table
-                            state["objects"] += kept.size
+                        for k in range(len(targets)):
+                            kept = owned_objects(labels[k], ry0, t.rx0, t.core)
+                            if not kept.size:
+                                continue
+                            first = state["next_label"][k]
+                            region = band[k, py0 - state["flushed"] : ry1 - state["flushed"], t.rx0 : t.rx1]
+                            local = paste_owned(region, labels[k][py0 - ry0 :], kept, first)
+                            state["next_label"][k] += kept.size
+                            feats, table = objects[k].describe(local, raw[:, py0 - ry0 :], first,
+                                                               np.asarray(scores[k])[kept - 1], py0, t.rx0)
+                            row_parts[k][0].extend(feats)
+                            row_parts[k][1].extend(table)
+                            state["objects"][k] += kept.size
                     done_here += 1
                     if bar is not None:
-                        bar.set_postfix(objects=state["objects"], refresh=False)
+                        bar.set_postfix(objects=sum(state["objects"]), refresh=False)
                         bar.update(1)
                     if opts.stop_after_tiles is not None and done_here >= opts.stop_after_tiles:
                         raise KeyboardInterrupt
                 # rows no later tile can touch go to disk in whole chunk rows
-                last = r == len(rows) - 1
+                last = r == n_rows - 1
                 limit = H if last else ((cy1 - ov) // opts.chunk) * opts.chunk
                 if limit > state["flushed"]:
                     k = limit - state["flushed"]
-                    if writer is not None:
-                        writer.write_rows(state["flushed"], band[:k])
+                    for w, b in zip(writers, band):
+                        w.write_rows(state["flushed"], b[:k])
                     for i in range(0, valid - k, k):  # shift the rest up in place, k rows at a time (no copy)
-                        band[i : min(i + k, valid - k)] = band[i + k : min(i + 2 * k, valid)]
-                    band[max(0, valid - k) : valid] = 0
+                        band[:, i : min(i + k, valid - k)] = band[:, i + k : min(i + 2 * k, valid)]
+                    band[:, max(0, valid - k) : valid] = 0
                     valid = max(0, valid - k)
                     state["flushed"] = limit
-                objects.save_row(work / "parts", r, row_features, row_table)
+                for obj, (feats, table) in zip(objects, row_parts):
+                    obj.save_row(work / "parts", r, feats, table)
                 with atomic_write(work / "band.npy", ".npy") as tmp:
-                    np.save(tmp, band[:valid])
+                    np.save(tmp, band[:, :valid])
                 state["row"] = r + 1
                 with atomic_write(state_path, ".json") as tmp:
                     Path(tmp).write_text(json.dumps(state))
@@ -316,10 +288,9 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             if bar is not None:
                 bar.close()
 
-        files = finish_outputs(work, zarr_path, outdir, stem, opts.outputs, writer, objects, len(rows),
+        files = finish_outputs(work, zarr_path, outdir, stem, opts.outputs, writers, objects, n_rows,
                                {"source": str(path), "model": cfg.name, "pixel_size_um": cfg.pixel_size_um,
-                                "level0_pixel_size_um": px0})
+                                "level0_pixel_size_um": px0, "targets": targets})
         shutil.rmtree(work, ignore_errors=True)
-        return SlideResult(state["objects"], files, total_tiles, state["skipped"], time.perf_counter() - t_start,
-                           (H, W), grid.level, resumed_from, cfg.name, float(px0))
-
+        return SlideResult(dict(zip(targets, state["objects"])), files, len(plan), state["skipped"],
+                           time.perf_counter() - t_start, (H, W), grid.level, resumed_from, cfg.name, float(px0))

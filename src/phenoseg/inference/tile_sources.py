@@ -13,25 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phenoseg.inference.tiling import Tile
 from phenoseg.preprocess import normalise_with
 
-TileResult = tuple[np.ndarray, np.ndarray, np.ndarray] | None
-
-
-@dataclass(frozen=True)
-class Tile:
-    """Core [cy0:cy1, cx0:cx1] and read window [ry0:ry1, rx0:rx1] on the model grid, in tile row ``row``."""
-
-    row: int
-    cy0: int
-    cy1: int
-    cx0: int
-    cx1: int
-    ry0: int
-    ry1: int
-    rx0: int
-    rx1: int
-    tissue: bool
+# (raw image, labels (T, h, w), [scores per target]) or None for a tile without tissue
+TileResult = tuple[np.ndarray, np.ndarray, list] | None
 
 
 @dataclass
@@ -78,27 +64,24 @@ def local_results(tiles: list[Tile], load: Callable, run_tile: Callable) -> Iter
 _CACHE: dict = {}
 
 
-def remote_tile(job: TileJob, tile: Tile, model: str, backend: str, thresholds: dict, threads: int) -> TileResult:
+def remote_tile(job: TileJob, tile: Tile, model: str, backend: str, thresholds: dict, threads: int,
+                tta: bool = False) -> TileResult:
     """Run on a worker: open the slide and load the model once per worker process, segment one tile."""
     import torch
 
-    from phenoseg.inference.runner import build_decoder
     from phenoseg.inference.segmenter import Segmenter
-    from phenoseg.inference.tiling import torch_tile_segmenter
     from phenoseg.io.slide import open_slide
 
     torch.set_num_threads(max(1, threads))
-    key = (str(model), backend)
+    key = (str(model), backend, tta)
     if key not in _CACHE:
-        seg = Segmenter(model, "cpu", backend=backend)
-        net = seg.model_for(len(job.lo))
-        _CACHE[key] = (seg, net, build_decoder(net))
-    seg, net, decoder = _CACHE[key]
+        seg = Segmenter(model, device="cpu", backend=backend, tta=tta)
+        _CACHE[key] = (seg, seg.model_for(len(job.lo)))
+    seg, net = _CACHE[key]
     if ("slide", job.path) not in _CACHE:
         _CACHE[("slide", job.path)] = open_slide(job.path)
     raw, norm = job.load(_CACHE[("slide", job.path)], tile)
-    runner = seg._runner(net, norm.shape[-2] * norm.shape[-1])
-    labels, scores = torch_tile_segmenter(net, decoder, seg.device, runner, thresholds)(norm)
+    labels, scores = seg.tile_function(net, thresholds, norm.shape[-2] * norm.shape[-1])(norm)
     return raw, labels, scores
 
 
@@ -106,7 +89,8 @@ def dask_results(client, threads: int = 1, window: int | None = None):
     """An executor for :func:`phenoseg.inference.slide_pipeline.segment_slide` that runs tiles on the
     workers of a ``dask.distributed`` client, keeping ``window`` tiles in flight (2 per worker by default)."""
 
-    def run(tiles: list[Tile], job: TileJob, model: str, backend: str, thresholds: dict) -> Iterator[TileResult]:
+    def run(tiles: list[Tile], job: TileJob, model: str, backend: str, thresholds: dict, tta: bool = False
+            ) -> Iterator[TileResult]:
         n = window or 2 * max(1, len(client.scheduler_info().get("workers", {})))
         todo = iter([t for t in tiles if t.tissue])
         pending: deque = deque()
@@ -114,7 +98,8 @@ def dask_results(client, threads: int = 1, window: int | None = None):
         def submit() -> None:
             t = next(todo, None)
             if t is not None:
-                pending.append(client.submit(remote_tile, job, t, model, backend, thresholds, threads, pure=False))
+                pending.append(client.submit(remote_tile, job, t, model, backend, thresholds, threads, tta,
+                                             pure=False))
 
         try:
             for _ in range(n):

@@ -1,23 +1,81 @@
-"""Tiled inference: tiles with context overlap, each fully segmented, every object kept by exactly one tile.
+"""The one tiling engine, for images in memory and whole slides alike.
 
-An object belongs to the tile whose core (the tile without its overlap) holds the object's centre; the
-owning tile sees the whole object as long as it is smaller than the overlap (80 px by default, method
-§1.6), so nothing is cut at a seam and no object is duplicated. Where two kept objects claim the same
-pixel, the first one keeps it.
+- **Grid** (:func:`plan_tiles`): cores of equal size (on the network's stride grid) cover the image once;
+  every tile is read through a window of one fixed shape (core + ``overlap`` of context each side, shifted
+  inwards at the image's edges and started on the stride grid, so a tile sees exactly the features of an
+  untiled run and the network's memory is the same for every tile).
+- **Ownership** (:func:`owned_objects`): an object belongs to the tile whose core holds its centre; the
+  owning tile sees the whole object as long as it is smaller than the overlap (method §1.6), so nothing is
+  cut at a seam and nothing is duplicated.
+- **Paste / relabel** (:func:`paste_owned`): owned objects get consecutive global ids; where two kept objects
+  claim a pixel, the first one keeps it.
+
+StarDist's ``big.py`` keeps ownership in one place the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int, int, int, int, int]]:
-    """(core y0, core y1, core x0, core x1, read y0, read x0) for every tile; reads extend by ``overlap``."""
-    for y0 in range(0, height, tile):
-        for x0 in range(0, width, tile):
-            yield y0, min(y0 + tile, height), x0, min(x0 + tile, width), max(0, y0 - overlap), max(0, x0 - overlap)
+@dataclass(frozen=True)
+class Tile:
+    """Core [cy0:cy1, cx0:cx1] and read window [ry0:ry1, rx0:rx1], in tile row ``row``."""
+
+    row: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+    ry0: int
+    ry1: int
+    rx0: int
+    rx1: int
+    tissue: bool = True
+
+    @property
+    def core(self) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) of the core."""
+        return self.cy0, self.cy1, self.cx0, self.cx1
+
+
+def balanced_core(n: int, tile: int, stride: int) -> int:
+    """Core size for ``n`` px in tiles of about ``tile``: equal cores (2048 px with tile 1536 gives two
+    cores of 1024, not 1536 + 512), rounded up to a multiple of the network's stride."""
+    core = -(-n // -(-n // tile))
+    return -(-core // stride) * stride
+
+
+def read_span(c0: int, c1: int, n: int, window: int, stride: int) -> tuple[int, int]:
+    """The read window of core [c0, c1): ``window`` px long whatever the core, centred on the core, shifted
+    inwards at the image's edges, and starting on the network's stride grid. The core gets at least
+    (window − core) / 2 px of context on each side."""
+    length = min(window, n)
+    last = -(-max(0, n - length) // stride) * stride
+    start = ((c0 - (length - (c1 - c0)) // 2) // stride) * stride
+    start = min(max(0, start), last)
+    return start, min(n, start + length)
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int = 1,
+               has_tissue: Callable[[int, int, int, int], bool] | None = None) -> list[Tile]:
+    """Every tile of a ``height`` × ``width`` image in row-major order (``tile`` rounded down to the stride)."""
+    tile = max(stride, (tile // stride) * stride)
+    th, tw = balanced_core(height, tile, stride), balanced_core(width, tile, stride)
+    window = tile + 2 * overlap
+    tiles = []
+    for r, cy0 in enumerate(range(0, height, th)):
+        cy1 = min(cy0 + th, height)
+        ry0, ry1 = read_span(cy0, cy1, height, window, stride)
+        for cx0 in range(0, width, tw):
+            cx1 = min(cx0 + tw, width)
+            rx0, rx1 = read_span(cx0, cx1, width, window, stride)
+            tissue = True if has_tissue is None else has_tissue(ry0, ry1, rx0, rx1)
+            tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, tissue))
+    return tiles
 
 
 def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
@@ -38,51 +96,54 @@ def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, 
     return np.flatnonzero(own)
 
 
+def paste_owned(region: np.ndarray, labels: np.ndarray, kept: np.ndarray, first: int) -> np.ndarray:
+    """Write the ``kept`` objects of a tile's ``labels`` into ``region`` (the same pixels of the output,
+    a view) as ids ``first``, ``first + 1``, …, only where ``region`` is still 0. Returns the tile's labels
+    of the pasted pixels renumbered 1..k (what was actually placed, for the per-object passes)."""
+    n = max(int(labels.max(initial=0)), int(kept.max(initial=0)))  # ``labels`` may be a part of the tile
+    new_ids = np.zeros(n + 1, np.int64)
+    new_ids[kept] = np.arange(first, first + kept.size)
+    mapped = new_ids[labels.astype(np.int64)]
+    free = (region == 0) & (mapped > 0)
+    region[free] = mapped[free]
+    return np.where((region >= first) & (region < first + kept.size), region.astype(np.int64) - first + 1, 0)
+
+
+TileFunction = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
+
+
 def segment_tiled(
     image: np.ndarray,
-    segment_tile: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    segment_tile: TileFunction,
     tile: int = 1024,
     overlap: int = 80,
+    stride: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Segment a normalised (C, H, W) image tile by tile.
 
-    ``segment_tile`` maps a (C, h, w) crop to (labels (h, w) 1..n, scores (n,)). Returns global labels
-    (H, W) uint32 numbered 1..N in tile order, and their scores.
+    ``segment_tile`` maps a (C, h, w) crop to (labels (T, h, w) 1..n per target, [scores (n,)] per target).
+    Returns global labels (T, H, W) uint32 numbered 1..N per target in tile order, and their scores.
     """
     _, h, w = image.shape
-    out = np.zeros((h, w), np.uint32)
-    scores: list[np.ndarray] = []
-    next_label = 1
-    tiles = list(tile_grid(h, w, tile, overlap))
-    for i, (cy0, cy1, cx0, cx1, ry0, rx0) in enumerate(tiles):
-        ry1, rx1 = min(h, cy1 + overlap), min(w, cx1 + overlap)
-        labels, tile_scores = segment_tile(image[:, ry0:ry1, rx0:rx1])
-        n = int(labels.max(initial=0))
-        if n:
-            new_ids = np.zeros(n + 1, np.int64)
-            kept = owned_objects(labels, ry0, rx0, (cy0, cy1, cx0, cx1))
-            new_ids[kept] = np.arange(next_label, next_label + kept.size)
-            mapped = new_ids[labels.astype(np.int64)]
-            region = out[ry0:ry1, rx0:rx1]
-            free = (region == 0) & (mapped > 0)
-            region[free] = mapped[free]
-            scores.append(np.asarray(tile_scores)[kept - 1] if len(tile_scores) >= n else np.zeros(kept.size))
-            next_label += kept.size
+    tiles = plan_tiles(h, w, tile, overlap, stride)
+    out: np.ndarray | None = None
+    scores: list[list[np.ndarray]] = []
+    next_label: list[int] = []
+    for i, t in enumerate(tiles):
+        labels, tile_scores = segment_tile(image[:, t.ry0 : t.ry1, t.rx0 : t.rx1])
+        if out is None:
+            out = np.zeros((labels.shape[0], h, w), np.uint32)
+            scores = [[] for _ in range(labels.shape[0])]
+            next_label = [1] * labels.shape[0]
+        for k in range(labels.shape[0]):
+            kept = owned_objects(labels[k], t.ry0, t.rx0, t.core)
+            if kept.size:
+                paste_owned(out[k, t.ry0 : t.ry1, t.rx0 : t.rx1], labels[k], kept, next_label[k])
+                sc = np.asarray(tile_scores[k])
+                scores[k].append(sc[kept - 1] if len(sc) >= int(labels[k].max()) else np.zeros(kept.size))
+                next_label[k] += kept.size
         if progress is not None:
             progress(i + 1, len(tiles))
-    all_scores = np.concatenate(scores) if scores else np.zeros(0)
-    return out, all_scores
-
-
-def torch_tile_segmenter(net, decoder, device, runner, thresholds: dict):
-    """A ``segment_tile`` function for :func:`segment_tiled` from a network and its decoder."""
-    from phenoseg.inference.runner import network_output
-
-    def run(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raw = network_output(net, crop, device, runner)
-        labels, scores = decoder.decode(raw, **thresholds)
-        return labels[0, 0].cpu().numpy(), scores[0][0].cpu().numpy()
-
-    return run
-
+    assert out is not None
+    return out, [np.concatenate(s) if s else np.zeros(0) for s in scores]

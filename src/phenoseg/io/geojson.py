@@ -64,14 +64,14 @@ def object_polygons(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
 
 def make_feature(label: int, geom: dict, object_type: str, measurements: dict, score: float | None = None,
                  classification: tuple[str, tuple[int, int, int]] | None = None, nucleus_geom: dict | None = None,
-                 feature_id: str | None = None) -> dict:
+                 feature_id: str | None = None, name: str | None = None) -> dict:
     """One QuPath feature: objectType and measurements inside ``properties``, NaN written as "NaN"."""
-    props: dict = {"objectType": object_type, "name": f"{object_type} {label}"}
+    props: dict = {"objectType": object_type, "name": name or f"{object_type} {label}"}
     meas = {"Label": label}
     meas.update(measurements)
-    if score is not None:
+    if score is not None and score == score:
         meas["Detection probability"] = round(score, 4)
-    props["measurements"] = {k: ("NaN" if v != v else v) for k, v in meas.items()}
+    props["measurements"] = {k: ("NaN" if isinstance(v, float) and v != v else v) for k, v in meas.items()}
     if classification:
         name, colour = classification
         props["classification"] = {"name": name, "color": list(colour)}
@@ -89,6 +89,16 @@ def transform_geometry(geom: dict, scale: float, ox: float, oy: float) -> dict:
     if geom["type"] == "Polygon":
         return {"type": "Polygon", "coordinates": [ring(r) for r in geom["coordinates"]]}
     return {"type": geom["type"], "coordinates": [[ring(r) for r in poly] for poly in geom["coordinates"]]}
+
+
+def table_properties(table) -> dict[int, dict]:
+    """label → GeoJSON measurements of an :class:`~phenoseg.phenotype.table.ObjectTable`: the measurements
+    under QuPath's names, then every column a per-object pass added."""
+    props = table.measurements.per_object() if table.measurements is not None else {}
+    if table.columns:
+        for label in table.ids.tolist():
+            props.setdefault(label, {}).update(table.column_values(label))
+    return props
 
 
 def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str = "detection",

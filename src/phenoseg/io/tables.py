@@ -11,6 +11,27 @@ import numpy as np
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
 from phenoseg.phenotype.measurements import QUPATH_STAT, Measurements
+from phenoseg.phenotype.table import ObjectTable
+
+
+def _split(source: Measurements | ObjectTable) -> tuple[Measurements, dict[str, np.ndarray]]:
+    """(measurements, added columns) of a table (or of bare measurements: no added columns)."""
+    if isinstance(source, ObjectTable):
+        if source.measurements is None:
+            raise ValueError("the object table has no measurements (run the measure pass first)")
+        return source.measurements, source.columns
+    return source, {}
+
+
+def table_columns(source: Measurements | ObjectTable) -> dict[str, np.ndarray]:
+    """Every CSV column: the MCMICRO ones, then the columns per-object passes added."""
+    m, extra = _split(source)
+    cols = mcmicro_columns(m)
+    for name, values in extra.items():
+        if name in cols:
+            raise ValueError(f"column '{name}' clashes with a measurement column")
+        cols[name] = values
+    return cols
 
 MCMICRO_SHAPE = {  # column → morphology key (pixels, as MCMICRO writes them)
     "Area": "area",
@@ -48,21 +69,33 @@ def mcmicro_columns(m: Measurements) -> dict[str, np.ndarray]:
     return cols
 
 
-def write_csv(path: str | os.PathLike, m: Measurements) -> Path:
-    """Write the MCMICRO-style table (temp file + rename)."""
-    p = Path(path)
-    cols = mcmicro_columns(m)
+def csv_lines(cols: dict[str, np.ndarray]) -> list[list[str]]:
+    """Rows of a table as CSV fields: the id as an integer, numbers with 6 significant digits, text as is."""
     names = list(cols)
+    n = len(cols[names[0]]) if names else 0
+    rows = []
+    for i in range(n):
+        row = [str(int(cols[names[0]][i]))]
+        for name in names[1:]:
+            v = cols[name][i]
+            row.append(f"{float(v):.6g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                       else str(v))
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str | os.PathLike, source: Measurements | ObjectTable) -> Path:
+    """Write the MCMICRO-style table, with every added column (temp file + rename)."""
+    p = Path(path)
+    cols = table_columns(source)
     with atomic_write(p, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(names)
-        data = np.stack([np.asarray(cols[n], dtype=np.float64) for n in names], 1) if len(m.labels) else []
-        for row in data:
-            writer.writerow([int(row[0])] + [f"{v:.6g}" for v in row[1:]])
+        writer.writerow(list(cols))
+        writer.writerows(csv_lines(cols))
     return p
 
 
-def to_anndata(m: Measurements, region: str = "labels"):
+def to_anndata(source: Measurements | ObjectTable, region: str = "labels"):
     """AnnData: X = mean per channel (main compartment), other statistics in layers, shape in obs,
     ``obsm['spatial']`` = [x, y] in pixels, spatialdata linkage in ``uns['spatialdata_attrs']``."""
     try:
@@ -70,6 +103,7 @@ def to_anndata(m: Measurements, region: str = "labels"):
         import pandas as pd
     except ImportError as exc:
         raise PhenosegError("AnnData output needs the 'anndata' package: pip install 'phenoseg[tables]'") from exc
+    m, extra = _split(source)
     main = m.morphology[m.main]
     ids = [str(int(i)) for i in m.labels]
     obs = pd.DataFrame(index=pd.Index(ids, name="cell"))
@@ -79,6 +113,8 @@ def to_anndata(m: Measurements, region: str = "labels"):
         obs[col] = main[key].astype(np.float64)
     if m.pixel_size_um:
         obs[f"Area_{m.unit}2"] = main["area"] * m.pixel_size_um**2
+    for name, values in extra.items():  # columns added by per-object passes (classes, scores, positivity)
+        obs[name] = np.asarray(values)
     var = pd.DataFrame(index=pd.Index(m.channel_names, name="channel"))
     layers = {
         f"{comp.lower()}_{stat}": stats[stat].astype(np.float32)
@@ -92,10 +128,10 @@ def to_anndata(m: Measurements, region: str = "labels"):
     return adata
 
 
-def write_anndata(path: str | os.PathLike, m: Measurements, region: str = "labels") -> Path:
+def write_anndata(path: str | os.PathLike, source: Measurements | ObjectTable, region: str = "labels") -> Path:
     """Write ``.h5ad`` (temp file + rename)."""
     p = Path(path)
-    adata = to_anndata(m, region)
+    adata = to_anndata(source, region)
     with atomic_write(p, ".h5ad") as tmp:
         adata.write_h5ad(tmp)
     return p

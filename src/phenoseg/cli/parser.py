@@ -1,16 +1,14 @@
-"""The `phenoseg` command: segment, measure, evaluate, train, models."""
+"""The argument parser of every `phenoseg` subcommand (what each does lives in its own module)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-import traceback
 
 from phenoseg.errors import PhenosegError
-from phenoseg.outputs import DEFAULT_OUTPUTS, OUTPUT_KINDS
+from phenoseg.outputs.image import DEFAULT_OUTPUTS, OUTPUT_KINDS
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -20,13 +18,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _dataset_pixel_sizes(items: list[str]) -> dict[str, float]:
+def dataset_pixel_sizes(items: list[str]) -> dict[str, float]:
     out = {}
     for item in items or []:
         if "=" not in item:
             raise PhenosegError(f"--data-pixel-size expects NAME=UM, got '{item}'")
         name, value = item.split("=", 1)
-        out[name] = _positive_float(value)
+        out[name] = positive_float(value)
     return out
 
 
@@ -43,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("inputs", nargs="+", help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
     seg.add_argument("-o", "--output", help="output folder (default: a phenoseg/ folder next to each input)")
     seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
-    seg.add_argument("--pixel-size", type=_positive_float, help="µm per pixel of the inputs (overrides metadata)")
+    seg.add_argument("--pixel-size", type=positive_float, help="µm per pixel of the inputs (overrides metadata)")
     seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     seg.add_argument("--outputs", default=None,
                      help=f"comma-separated, from {', '.join(OUTPUT_KINDS)} (default: {DEFAULT_OUTPUTS}; "
@@ -78,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", help="model to run on --data")
     ev.add_argument("--data", help="dataset folder (manifest layout)")
     ev.add_argument("--split", default="val")
-    ev.add_argument("--pixel-size", type=_positive_float, help="µm/px of the dataset's images when it has none")
+    ev.add_argument("--target", help="with --model: the target to score (default: the one the model predicts and "
+                                     "the dataset labels)")
+    ev.add_argument("--pixel-size", type=positive_float, help="µm/px of the dataset's images when it has none")
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     ev.add_argument("--tta", action="store_true", help="test-time augmentation when running --model")
     ev.add_argument("--json", help="write the scores as JSON here")
@@ -87,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model on datasets in the manifest layout")
     tr.add_argument("--data", nargs="+", required=True, help="dataset folders")
     tr.add_argument("--out", required=True, help="model folder to write (config.json + weights.safetensors)")
-    tr.add_argument("--pixel-size", type=_positive_float, default=0.5, help="the model's µm/px (default 0.5)")
+    tr.add_argument("--pixel-size", type=positive_float, default=0.5, help="the model's µm/px (default 0.5)")
     tr.add_argument("--data-pixel-size", nargs="*", default=[], metavar="NAME=UM",
                     help="pixel size of datasets whose manifest has none, e.g. dsb2018_fluo=0.5")
-    tr.add_argument("--minutes", type=_positive_float, help="time budget (default: until --steps)")
+    tr.add_argument("--minutes", type=positive_float, help="time budget (default: until --steps)")
     tr.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     tr.add_argument("--init", help="start from this model's weights (bundled name or folder): fine-tuning")
@@ -98,8 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--crop", type=int, default=192)
     tr.add_argument("--batch", type=int, default=4)
     tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--widths", default="16,32,64,128", help="backbone widths per level")
-    tr.add_argument("--blocks-per-level", type=int, default=1, help="residual blocks per backbone level")
+    tr.add_argument("--targets", help="comma-separated targets to predict, e.g. nuclei,cells (default: every target "
+                                      "the datasets have labels for: labels/ or labels_nuclei/ → nuclei, "
+                                      "labels_cells/ → cells)")
+    tr.add_argument("--separate-decoders", action="store_true",
+                    help="one decoder per target instead of one shared decoder (multi-target models)")
+    tr.add_argument("--widths", default="16,32,64,128", help="encoder / decoder widths per level")
+    tr.add_argument("--blocks-per-level", type=int, default=1, help="residual blocks per level")
     tr.add_argument("--grow", action="store_true",
                     help="with --init: extend its network to --widths / --blocks-per-level (new parts start as "
                          "identities), then train")
@@ -122,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("image", help="the image the labels belong to")
     me.add_argument("--nuclei", required=True, help="nucleus label image")
     me.add_argument("--cells", help="cell label image")
-    me.add_argument("--pixel-size", type=_positive_float, help="µm per pixel (overrides metadata)")
+    me.add_argument("--pixel-size", type=positive_float, help="µm per pixel (overrides metadata)")
     me.add_argument("-o", "--output", required=True, help="output folder")
     me.add_argument("--outputs", default="csv", help=f"comma-separated, from {MEASURE_KINDS}")
     me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
@@ -138,36 +143,3 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the bundled models")
     mo.add_argument("--json", action="store_true", help="print JSON")
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 some inputs failed, 2 usage or fatal error)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    import logging
-
-    # unreadable files are reported once, by phenoseg; tifffile's own log lines would repeat them
-    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-    from phenoseg.commands import run_evaluate, run_export, run_measure, run_models, run_segment, run_train
-
-    handlers = {"segment": run_segment, "evaluate": run_evaluate, "train": run_train, "models": run_models,
-                "measure": run_measure, "export": run_export}
-    try:
-        return handlers[args.command](args)
-    except PhenosegError as exc:
-        print(f"phenoseg: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("phenoseg: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # last resort: one line, traceback only with --debug
-        if args.debug:
-            traceback.print_exc()
-        print(f"phenoseg: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
-              file=sys.stderr)
-        return 3
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-

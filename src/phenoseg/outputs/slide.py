@@ -12,70 +12,95 @@ from pathlib import Path
 
 import numpy as np
 
+from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
-from phenoseg.io.geojson import make_feature, object_polygons, transform_geometry
-from phenoseg.io.tables import mcmicro_columns
-from phenoseg.phenotype.measurements import measure
+from phenoseg.io.geojson import make_feature, object_polygons, table_properties, transform_geometry
+from phenoseg.io.tables import csv_lines, table_columns
+from phenoseg.phenotype.table import MeasurePass, ObjectTable, PassContext, object_table, run_passes
 
 
 class ObjectWriter:
-    """Turns the objects a tile owns into GeoJSON feature lines and CSV rows (level-0 coordinates)."""
+    """Turns the objects of one target that a tile owns into GeoJSON feature lines and CSV rows (level-0
+    coordinates), through the same per-object table and passes as an image in memory. The passes run on
+    each tile's owned objects once their labels are final, reading the tile's pixels."""
 
     def __init__(self, channel_names: list[str], model_px: float, to_level0: float, namespace: uuid.UUID,
-                 outputs: list[str]):
+                 outputs: list[str], target: str = "nuclei", n_targets: int = 1, passes=()):
         self.names, self.model_px, self.to_level0, self.ns = channel_names, model_px, to_level0, namespace
+        self.target, self.n_targets, self.passes = target, n_targets, list(passes)
+        bad = [p.name for p in self.passes if getattr(p, "needs_all_objects", False)]
+        if bad:
+            raise PhenosegError(f"whole slides: the per-object pass(es) {', '.join(bad)} need every object of an "
+                                "image at once and cannot run tile row by tile row yet")
         self.geojson, self.csv = "geojson" in outputs, "csv" in outputs
-        empty = measure(np.zeros((len(channel_names), 8, 8), np.float32), np.zeros((8, 8), np.int64), None,
-                        model_px, channel_names)
-        self.header = list(mcmicro_columns(empty))
+        empty = self._table(np.zeros((len(channel_names), 8, 8), np.float32), np.zeros((8, 8), np.int64),
+                            np.zeros(0))
+        self.header = list(table_columns(empty))
+
+    def _table(self, raw: np.ndarray, local: np.ndarray, scores: np.ndarray) -> ObjectTable:
+        table = object_table(local, self.target, scores)
+        run_passes(table, PassContext(raw, {self.target: local}, self.model_px, self.names),
+                   [MeasurePass(), *self.passes])
+        return table
+
+    def feature_id(self, gid: int) -> str:
+        """A stable UUID per object (per target for multi-target models)."""
+        key = str(gid) if self.n_targets == 1 else f"{self.target}:{gid}"
+        return str(uuid.uuid5(self.ns, key))
 
     def describe(self, local: np.ndarray, raw: np.ndarray, first: int, scores: np.ndarray, ry0: int, rx0: int
                  ) -> tuple[list[str], list[str]]:
         """Feature JSON lines and CSV lines for objects ``local`` (1..k in the tile, global id first+k−1)."""
         if not (self.geojson or self.csv):
             return [], []
-        m = measure(raw, local, None, self.model_px, self.names)
+        table = self._table(raw, local, scores)
+        m = table.measurements
         morph = m.morphology[m.main]
         morph["centroid_x"] = morph["centroid_x"] + rx0  # µm positions become slide positions
         morph["centroid_y"] = morph["centroid_y"] + ry0
         features: list[str] = []
         if self.geojson:
-            meas = m.per_object()
+            meas = table_properties(table)
+            name = None
             for label, geom in object_polygons(local):
                 gid = first + label - 1
+                if self.n_targets > 1:
+                    name = f"{self.target} {gid}"
                 feat = make_feature(gid, transform_geometry(geom, self.to_level0, rx0, ry0), "detection",
                                     meas.get(label, {}), float(scores[label - 1]),
-                                    feature_id=str(uuid.uuid5(self.ns, str(gid))))
+                                    feature_id=self.feature_id(gid), name=name)
                 feat["properties"]["measurements"]["Label"] = gid
                 features.append(json.dumps(feat, ensure_ascii=False))
         rows: list[str] = []
         if self.csv and len(m.labels):
-            cols = mcmicro_columns(m)
+            cols = table_columns(table)
             cols["CellID"] = m.labels + first - 1
             s = self.to_level0
             cols["X_centroid"] = (morph["centroid_x"] + 0.5) * s - 0.5  # level-0 pixel coordinates
             cols["Y_centroid"] = (morph["centroid_y"] + 0.5) * s - 0.5
-            data = np.stack([np.asarray(cols[n], dtype=np.float64) for n in self.header], 1)
             buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            for row in data:
-                w.writerow([int(row[0])] + [f"{v:.6g}" for v in row[1:]])
+            csv.writer(buf, lineterminator="\n").writerows(csv_lines({n: cols[n] for n in self.header}))
             rows = buf.getvalue().splitlines()
         return features, rows
+
+    def part(self, parts: Path, row: int, suffix: str) -> Path:
+        """The file of one tile row's part."""
+        tag = "" if self.n_targets == 1 else f"_{self.target}"
+        return parts / f"row{row:06d}{tag}{suffix}"
 
     def save_row(self, parts: Path, row: int, features: list[str], rows: list[str]) -> None:
         """Write one tile row's parts atomically (a rerun of the row replaces them)."""
         for suffix, lines in ((".jsonl", features), (".csv", rows)):
-            with atomic_write(parts / f"row{row:06d}{suffix}", suffix) as tmp:
+            with atomic_write(self.part(parts, row, suffix), suffix) as tmp:
                 Path(tmp).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def _labels_tiff(zarr_path: Path, out: Path, pixel_size_um: float | None, tile: int = 512) -> Path:
+def _labels_tiff(zarr_path: Path, target: str, out: Path, pixel_size_um: float | None, tile: int = 512) -> Path:
     """A tiled BigTIFF of level 0, written tile by tile from the zarr (never the whole image in memory)."""
     import tifffile
     import zarr
 
-    arr = zarr.open_array(str(zarr_path / "labels" / "nuclei" / "0"), mode="r")
+    arr = zarr.open_array(str(zarr_path / "labels" / target / "0"), mode="r")
     h, w = arr.shape
 
     def tiles():
@@ -106,14 +131,17 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs: list[str], writer,
-                   objects: ObjectWriter, n_rows: int, source: dict) -> list[Path]:
-    """Pyramid + metadata for the labels, then the GeoJSON and CSV assembled from the row parts."""
+def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs: list[str], writers: list,
+                   objects: list[ObjectWriter], n_rows: int, source: dict) -> list[Path]:
+    """Pyramid + metadata for each target's labels, then the GeoJSON (every target's objects) and the CSV
+    (one per target for multi-target models) assembled from the row parts."""
     files: list[Path] = []
-    if writer is not None:
-        writer.finish(source=source)
+    if writers:
+        for w in writers:
+            w.finish(source=source)
         if "labels" in outputs:
-            files.append(_labels_tiff(zarr_path, outdir / f"{stem}_nuclei.tif", writer.pixel_size_um))
+            for w in writers:
+                files.append(_labels_tiff(zarr_path, w.name, outdir / f"{stem}_{w.name}.tif", w.pixel_size_um))
         if "zarr" in outputs:
             final = outdir / f"{stem}.ome.zarr"
             _replace_dir(zarr_path, final)
@@ -126,19 +154,22 @@ def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs
         with atomic_write(out, ".geojson") as tmp, open(tmp, "w", encoding="utf-8") as fh:
             fh.write('{"type": "FeatureCollection", "features": [')
             first = True
-            for r in range(n_rows):
-                with open(parts / f"row{r:06d}.jsonl", encoding="utf-8") as part:
-                    for line in part:
-                        fh.write(("" if first else ",") + "\n" + line.rstrip("\n"))
-                        first = False
+            for obj in objects:
+                for r in range(n_rows):
+                    with open(obj.part(parts, r, ".jsonl"), encoding="utf-8") as part:
+                        for line in part:
+                            fh.write(("" if first else ",") + "\n" + line.rstrip("\n"))
+                            first = False
             fh.write("\n]}\n")
         files.append(out)
     if "csv" in outputs:
-        out = outdir / f"{stem}_measurements.csv"
-        with atomic_write(out, ".csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-            csv.writer(fh, lineterminator="\n").writerow(objects.header)
-            for r in range(n_rows):
-                with open(parts / f"row{r:06d}.csv", encoding="utf-8") as part:
-                    shutil.copyfileobj(part, fh)
-        files.append(out)
+        for obj in objects:
+            tag = "" if len(objects) == 1 else f"_{obj.target}"
+            out = outdir / f"{stem}{tag}_measurements.csv"
+            with atomic_write(out, ".csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+                csv.writer(fh, lineterminator="\n").writerow(obj.header)
+                for r in range(n_rows):
+                    with open(obj.part(parts, r, ".csv"), encoding="utf-8") as part:
+                        shutil.copyfileobj(part, fh)
+            files.append(out)
     return files

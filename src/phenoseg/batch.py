@@ -1,0 +1,383 @@
+"""Segmenting many inputs with outputs: images in memory, large ones (and slides) tiled and streamed,
+optionally on Dask. Callable from Python (:func:`segment_batch` with :class:`SegmentOptions`); the
+``phenoseg segment`` command is a thin layer over it."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phenoseg.errors import PhenosegError
+from phenoseg.io.images import SUPPORTED_SUFFIXES
+from phenoseg.outputs.image import DEFAULT_OUTPUTS, parse_outputs
+
+SLIDE_ONLY_SUFFIXES = {".svs", ".ndpi", ".scn", ".zarr"}
+SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv")
+DEFAULT_SLIDE_OUTPUTS = ["zarr", "geojson", "csv"]
+
+
+@dataclass
+class SegmentOptions:
+    """Everything a batch run can set (``phenoseg segment --help`` names the same things as flags).
+
+    ``outputs`` None: the defaults (labels, geojson, csv, overlay, report for images; zarr, geojson, csv for
+    whole slides). ``output_dir`` None: a ``phenoseg/`` folder next to each input. ``passes``: per-object
+    passes run after the measurements (each adds columns to every table output)."""
+
+    model: str = "auto"
+    output_dir: str | os.PathLike | None = None
+    pixel_size_um: float | None = None
+    device: str = "auto"
+    backend: str = "torch"
+    tta: bool = False
+    outputs: list[str] | None = None
+    regions: str | os.PathLike | None = None
+    seed_threshold: float | None = None
+    mask_threshold: float | None = None
+    min_area: int | None = None
+    channels: str | list | None = None
+    tile_size: int | None = None
+    tissue_mask: bool = True
+    restart: bool = False
+    dask: str | None = None
+    workers: int = 2
+    threads_per_task: int = 1
+    quiet: bool = False
+    passes: list = field(default_factory=list)
+
+    def thresholds(self) -> dict:
+        """The postprocessing overrides that are set."""
+        from phenoseg.inference.segmenter import thresholds_dict
+
+        return thresholds_dict(self.seed_threshold, self.mask_threshold, self.min_area)
+
+
+@dataclass
+class BatchResult:
+    """What a batch run did: the inputs, the failures (path, message) and per-image report entries."""
+
+    inputs: list[Path]
+    failures: list[tuple[Path, str]]
+    reports: list
+    report_path: Path | None = None
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders expanded to the supported images they hold (sorted); globs expanded."""
+    out: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text)
+        if not p.exists() and any(ch in text for ch in "*?["):
+            out += sorted(Path(m) for m in glob.glob(text)
+                          if Path(m).suffix.lower() in SUPPORTED_SUFFIXES | SLIDE_ONLY_SUFFIXES)
+            continue
+        if p.is_dir() and p.suffix.lower() != ".zarr":
+            out += sorted(f for f in p.iterdir() if (f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+                          or f.suffix.lower() in SLIDE_ONLY_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def image_stem(path: Path) -> str:
+    """File name without its image suffix (".ome.tif" counts as one suffix)."""
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that files can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".phenoseg-write-test")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as exc:
+        raise PhenosegError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+
+
+class Reporter:
+    """Where a batch says what it does (stdout) and what failed (stderr); ``translate`` rewrites messages
+    (the CLI turns parameter names into its flags)."""
+
+    def __init__(self, quiet: bool = False, translate: Callable[[str], str] = str) -> None:
+        self.quiet, self.translate = quiet, translate
+
+    def say(self, msg: str) -> None:
+        """A progress line (not with quiet)."""
+        if not self.quiet:
+            print(self.translate(msg), flush=True)
+
+    def error(self, msg: str) -> None:
+        """One failure, as it happens."""
+        print(f"phenoseg: error: {self.translate(msg)}", file=sys.stderr, flush=True)
+
+
+def run_each(files: list[Path], process: Callable[[Path], object], reporter: Reporter,
+             debug: bool = False) -> tuple[list, list]:
+    """Call ``process(path)`` for every input; PhenosegError and unexpected errors become failures and the
+    other inputs still run. Returns (failures, non-None results)."""
+    failures: list[tuple[Path, str]] = []
+    reports = []
+    for path in files:
+        try:
+            report = process(path)
+            if report is not None:
+                reports.append(report)
+        except PhenosegError as exc:
+            failures.append((path, str(exc)))
+            reporter.error(str(exc))
+        except Exception as exc:
+            if debug:
+                raise
+            failures.append((path, f"{type(exc).__name__}: {exc}"))
+            reporter.error(f"{path}: {type(exc).__name__}: {exc}")
+    return failures, reports
+
+
+def make_segmenter(options: SegmentOptions):
+    """The Segmenter of a run."""
+    from phenoseg.inference.segmenter import Segmenter
+
+    return Segmenter(options.model, device=options.device, backend=options.backend, tta=options.tta)
+
+
+def slide_mode(path: Path, options: SegmentOptions, seg, kinds: list[str]) -> bool:
+    """Whole-slide (tiled, streamed) processing: slide formats, OME-Zarr output asked for, or an image
+    larger than the automatic tile size at the model's resolution."""
+    from phenoseg.inference import segmenter as segmenter_module
+    from phenoseg.io.channels import channel_indices
+    from phenoseg.io.slide import TIFFSLIDE_SUFFIXES, open_slide
+
+    suffix = path.suffix.lower()
+    if suffix in TIFFSLIDE_SUFFIXES or suffix == ".zarr" or path.is_dir():
+        return True
+    if suffix not in (".tif", ".tiff", ".btf", ".tf8"):
+        return False
+    if "zarr" in kinds:
+        return True
+    with open_slide(path) as slide:
+        px = options.pixel_size_um or slide.pixel_size_um
+        channels = channel_indices(slide.channel_names, options.channels, str(path))
+        n = len(channels) if channels is not None else slide.n_channels
+        try:
+            model_px = seg.model_for(n).config.pixel_size_um
+        except PhenosegError:
+            return False  # the in-memory path reports the mismatch
+        scale = (px / model_px) if px else 1.0
+        h, w = slide.shape_yx
+        return max(h, w) * scale > segmenter_module.AUTO_TILE + 80
+
+
+def output_dir_for(path: Path, options: SegmentOptions) -> Path:
+    """Where the outputs of ``path`` go."""
+    return Path(options.output_dir) if options.output_dir else path.parent / "phenoseg"
+
+
+def process_one(path: Path, options: SegmentOptions, seg, reporter: Reporter, announced: set,
+                executor=None):
+    """Segment one input and write its outputs; returns its report entry (or None). ``executor`` runs the
+    tiles of a slide elsewhere (Dask)."""
+    from phenoseg.inference.segmenter import to_image
+    from phenoseg.outputs.image import ObjectSet, write_image_outputs
+
+    kinds = parse_outputs(",".join(options.outputs)) if options.outputs else parse_outputs(DEFAULT_OUTPUTS)
+    outdir = output_dir_for(path, options)
+    if not options.output_dir:
+        ensure_writable(outdir)
+    if slide_mode(path, options, seg, kinds):
+        return _process_slide(path, options, seg, reporter, outdir, kinds, executor)
+    image = to_image(path, channels=options.channels)
+    result = seg.segment(image, options.pixel_size_um, **options.thresholds(), tile_size=options.tile_size)
+    if options.model == "auto" and result.model not in announced:
+        announced.add(result.model)
+        kind = "RGB" if image.data.shape[0] == 3 else f"{image.data.shape[0]}-channel"
+        reporter.say(f"using bundled model '{result.model}' for {kind} images (choose another with model=)")
+    objects = ObjectSet(result.labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"])
+    written, report = write_image_outputs(objects, image, image_stem(path), outdir, kinds,
+                                          Path(options.regions) if options.regions else None,
+                                          passes=options.passes)
+    counts = ", ".join(f"{len(t)} {k}" for k, t in result.tables.items())
+    reporter.say(f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
+                 f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
+    return report
+
+
+def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter, outdir: Path, kinds: list[str],
+                   executor):
+    from phenoseg.inference.slide_pipeline import SLIDE_TILE, SlideOptions, segment_slide
+    from phenoseg.io.channels import channel_indices
+    from phenoseg.io.slide import open_slide
+
+    if options.regions:
+        raise PhenosegError(f"{path}: regions= applies to images in memory; whole slides cannot be restricted to "
+                            "annotations yet (crop the region first, or leave out regions=)")
+    with open_slide(path) as slide:
+        channels = channel_indices(slide.channel_names, options.channels, str(path))
+    if options.outputs is None:
+        outs = list(DEFAULT_SLIDE_OUTPUTS)
+    else:
+        outs = [k for k in kinds if k in SLIDE_OUTPUTS]
+        skipped = [k for k in kinds if k not in SLIDE_OUTPUTS]
+        if skipped:
+            reporter.say(f"{path}: whole-slide mode writes {', '.join(SLIDE_OUTPUTS)}; not written: "
+                         f"{', '.join(skipped)}")
+        if not outs:
+            raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
+                                f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
+    opts = SlideOptions(tile=options.tile_size or SLIDE_TILE, tissue_mask=options.tissue_mask, outputs=outs,
+                        pixel_size_um=options.pixel_size_um, channels=channels, progress=not options.quiet,
+                        resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes))
+    res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
+    extra = f", resumed at tile row {res.resumed_from_row}" if res.resumed_from_row else ""
+    counts = ", ".join(f"{n} {t}" for t, n in res.n_objects.items())
+    reporter.say(f"{path}: {counts} in {res.tiles} tiles ({res.tiles_skipped} without tissue), "
+                 f"model {res.model}, pyramid level {res.level}, {res.seconds:.1f} s "
+                 f"({res.megapixels_per_second:.2f} MP/s){extra} → {', '.join(map(str, res.files))}")
+    return None
+
+
+_WORKER_SEGMENTER: dict = {}
+
+
+def dask_task(path: str, options: SegmentOptions, threads: int):
+    """Run one input on a Dask worker (the model is loaded once per worker process)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    key = (options.model, options.device, options.backend, options.tta)
+    if key not in _WORKER_SEGMENTER:
+        _WORKER_SEGMENTER[key] = make_segmenter(options)
+    try:
+        return path, process_one(Path(path), options, _WORKER_SEGMENTER[key], Reporter(quiet=True), set()), None
+    except PhenosegError as exc:
+        return path, None, str(exc)
+
+
+def _dask_client(options: SegmentOptions):
+    """(client, local cluster or None, torch threads per task) for ``dask=``."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise PhenosegError("dask= needs dask.distributed: pip install 'phenoseg[dask]'") from None
+    if options.dask == "local":
+        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster), cluster, 1
+    try:
+        return Client(options.dask, timeout="30s"), None, options.threads_per_task
+    except (OSError, TimeoutError) as exc:
+        raise PhenosegError(f"dask={options.dask}: cannot reach the scheduler ({exc})") from None
+
+
+def _run_dask_tiles(options: SegmentOptions, path: Path, reporter: Reporter, debug: bool) -> tuple[list, list]:
+    """One slide: its tiles are segmented on the Dask workers and merged here."""
+    from phenoseg.inference.tile_sources import dask_results
+
+    client, cluster, threads = _dask_client(options)
+    try:
+        seg = make_segmenter(options)
+        return run_each([path], lambda p: process_one(p, options, seg, reporter, set(),
+                                                      dask_results(client, threads)), reporter, debug)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_dask(options: SegmentOptions, files: list[Path], reporter: Reporter) -> tuple[list, list]:
+    """Spread the inputs over Dask workers: a LocalCluster, or the scheduler at ``dask=ADDRESS``."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    client, cluster, threads = _dask_client(options)
+    failures, reports = [], []
+    quiet = dataclasses.replace(options, quiet=True)
+    try:
+        futures = [client.submit(dask_task, str(f), quiet, threads, pure=False) for f in files]
+        with tqdm(total=len(files), disable=options.quiet, unit="image", desc="images") as bar:
+            for fut in as_completed(futures):
+                try:
+                    path, report, error = fut.result()
+                except Exception as exc:  # a worker died or raised something unexpected
+                    path, report, error = "?", None, f"{type(exc).__name__}: {exc}"
+                if error:
+                    failures.append((Path(path), error))
+                    reporter.error(error)
+                elif report is not None:
+                    reports.append(report)
+                bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return failures, reports
+
+
+def check_options(options: SegmentOptions, files: list[Path]) -> None:
+    """Refuse what cannot apply before any work starts."""
+    if options.outputs is not None:
+        parse_outputs(",".join(options.outputs))
+    if not files:
+        raise PhenosegError("no input images found")
+    if options.regions and not Path(options.regions).is_file():
+        raise PhenosegError(f"regions={options.regions}: no such file")
+    if options.output_dir:
+        ensure_writable(Path(options.output_dir))
+    if options.tile_size is not None and options.tile_size < 64:
+        raise PhenosegError(f"tile_size={options.tile_size}: must be at least 64 px")
+    if options.dask is None and (options.workers != 2 or options.threads_per_task != 1):
+        raise PhenosegError("workers= and threads_per_task= apply with dask= only")
+
+
+def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions | None = None,
+                  reporter: Reporter | None = None, debug: bool = False) -> BatchResult:
+    """Segment every input (files, folders, globs) and write its outputs; every input is tried, failures are
+    collected (the others still run), and one ``report.html`` is written when asked for."""
+    options = options or SegmentOptions()
+    reporter = reporter or Reporter(options.quiet)
+    files = expand_inputs(inputs)
+    check_options(options, files)
+    kinds = parse_outputs(",".join(options.outputs) if options.outputs else DEFAULT_OUTPUTS)
+    if options.dask and len(files) == 1 and slide_mode(files[0], options, make_segmenter(options), kinds):
+        failures, reports = _run_dask_tiles(options, files[0], reporter, debug)
+    elif options.dask:
+        failures, reports = _run_dask(options, files, reporter)
+    else:
+        from tqdm import tqdm
+
+        seg = make_segmenter(options)
+        announced: set[str] = set()
+        bar = tqdm(total=len(files), unit="image", desc="images", disable=options.quiet or len(files) < 2)
+
+        def one(p: Path):
+            try:
+                return process_one(p, options, seg, reporter, announced)
+            finally:
+                bar.update(1)
+
+        failures, reports = run_each(files, one, reporter, debug)
+        bar.close()
+    result = BatchResult(files, failures, reports)
+    if reports and "report" in kinds:
+        from phenoseg.io.report import write_report
+
+        params = {"model": options.model, "pixel_size": options.pixel_size_um, "device": options.device,
+                  "outputs": kinds, "tta": options.tta, "seed_threshold": options.seed_threshold,
+                  "mask_threshold": options.mask_threshold, "min_area": options.min_area,
+                  "regions": str(options.regions) if options.regions else None, "inputs": [str(f) for f in files]}
+        report_dir = Path(options.output_dir) if options.output_dir else files[0].parent / "phenoseg"
+        result.report_path = write_report(report_dir / "report.html", reports, params,
+                                          [(str(p), m) for p, m in failures])
+        reporter.say(f"report: {result.report_path}")
+    return result

@@ -1,0 +1,44 @@
+"""`phenoseg measure IMAGE --nuclei N.tif [--cells C.tif]`: measurements of label images made by any program."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from phenoseg.batch import ensure_writable, image_stem, run_each
+from phenoseg.cli.summary import finish, reporter
+from phenoseg.errors import PhenosegError
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure one image's objects and write the chosen tables."""
+    from phenoseg.io.images import read_image
+    from phenoseg.io.labels import read_labels
+    from phenoseg.io.report import write_report
+    from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
+
+    kinds = parse_outputs(args.outputs)
+    outdir = Path(args.output)
+    ensure_writable(outdir)
+    path = Path(args.image)
+    rep = reporter(args)
+
+    def process(p: Path):
+        image = read_image(p)
+        labels = {"nuclei": read_labels(args.nuclei)}
+        if args.cells:
+            labels["cells"] = read_labels(args.cells)
+        for target, lab in labels.items():
+            if lab.shape != image.shape_yx:
+                raise PhenosegError(f"--{target}: label image {lab.shape} does not match the image {image.shape_yx}")
+        px = args.pixel_size or image.pixel_size_um
+        written, report = write_image_outputs(ObjectSet(labels, {}, "", px), image, image_stem(p), outdir, kinds,
+                                              Path(args.regions) if args.regions else None, write_label_images=False)
+        rep.say(f"{p}: measured {report.n_objects if report else ''} objects → {', '.join(map(str, written))}")
+        return report
+
+    failures, reports = run_each([path], process, rep, args.debug)
+    if reports and "report" in kinds:
+        params = {"image": str(path), "nuclei": args.nuclei, "cells": args.cells, "pixel_size": args.pixel_size}
+        rep.say(f"report: {write_report(outdir / 'report.html', reports, params, [(str(p), m) for p, m in failures])}")
+    return finish(rep, [path], failures)

@@ -1,0 +1,166 @@
+"""The per-object table: what segmentation knows of each object, plus what per-object passes add.
+
+Segmentation gives every object an id (its label), a centroid, a bounding box and a score. Passes that run
+after the labels exist add to it: measurements (:mod:`phenoseg.phenotype.measurements`), and later classes
+or marker positivity, as named columns. Every writer (GeoJSON, CSV, AnnData, the slide parts) writes from
+the table, so a column a pass adds appears in every output at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from phenoseg.phenotype.measurements import Measurements
+
+
+@dataclass
+class ObjectTable:
+    """One row per object of one target; row i describes label ``ids[i]``.
+
+    ``centroid_y`` / ``centroid_x`` are in pixels of the label image (pixel centres at integers), ``bbox``
+    is (y0, x0, y1, x1) (end exclusive), ``score`` the segmenter's seed score (NaN when unknown).
+    ``columns`` holds the columns added by per-object passes, written under their names by every writer.
+    """
+
+    target: str
+    ids: np.ndarray
+    centroid_y: np.ndarray
+    centroid_x: np.ndarray
+    bbox: np.ndarray
+    score: np.ndarray
+    measurements: Measurements | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def add_column(self, name: str, values) -> None:
+        """Add (or replace) a per-object column; ``values`` has one entry per row."""
+        arr = np.asarray(values)
+        if arr.shape[:1] != (len(self),):
+            raise ValueError(f"column '{name}' has {arr.shape[:1]} values for {len(self)} objects")
+        self.columns[name] = arr
+
+    def column_values(self, label: int) -> dict[str, float | str]:
+        """The added columns of the object with id ``label`` (for GeoJSON properties)."""
+        row = self.row_of().get(int(label))
+        if row is None:
+            return {}
+        out: dict[str, float | str] = {}
+        for name, values in self.columns.items():
+            v = values[row]
+            out[name] = v.item() if hasattr(v, "item") else v
+        return out
+
+    def row_of(self) -> dict[int, int]:
+        """id → row."""
+        return {int(i): r for r, i in enumerate(self.ids.tolist())}
+
+    def scores_by_label(self) -> np.ndarray:
+        """Scores indexed by label − 1 (NaN for ids without a row), as the GeoJSON writer takes them."""
+        n = int(self.ids.max(initial=0))
+        out = np.full(n, np.nan)
+        if len(self):
+            out[self.ids - 1] = self.score
+        return out
+
+
+def object_table(labels: np.ndarray, target: str, scores: np.ndarray | None = None,
+                 offset: tuple[float, float] = (0.0, 0.0)) -> ObjectTable:
+    """The table of every object of ``labels``; ``scores[i]`` is the score of label i + 1; ``offset`` (y, x)
+    is added to centroids and boxes (a tile's position in its slide)."""
+    lab = np.asarray(labels)
+    slices = ndi.find_objects(lab.astype(np.int64, copy=False)) if lab.size else []
+    ids = np.array([i + 1 for i, s in enumerate(slices) if s is not None], np.int64)
+    bbox = np.array([[s.start for s in slices[i - 1]] + [s.stop for s in slices[i - 1]] for i in ids],
+                    np.float64).reshape(-1, 4)
+    if ids.size:
+        flat = lab.ravel().astype(np.int64, copy=False)
+        n = int(ids.max()) + 1
+        area = np.bincount(flat, minlength=n)[ids]
+        # row / column sums without materialising coordinate images
+        rows = np.bincount(flat, np.broadcast_to(np.arange(lab.shape[0], dtype=np.float64)[:, None], lab.shape)
+                           .ravel(), n)[ids]
+        cols = np.bincount(flat, np.broadcast_to(np.arange(lab.shape[1], dtype=np.float64)[None, :], lab.shape)
+                           .ravel(), n)[ids]
+        cy, cx = rows / area, cols / area
+    else:
+        cy = cx = np.zeros(0)
+    score = np.full(ids.size, np.nan)
+    if scores is not None and ids.size:
+        sc = np.asarray(scores, np.float64)
+        ok = ids - 1 < sc.size
+        score[ok] = sc[ids[ok] - 1]
+    oy, ox = offset
+    bbox = bbox + np.array([oy, ox, oy, ox])
+    return ObjectTable(target, ids, cy + oy, cx + ox, bbox, score)
+
+
+@dataclass
+class PassContext:
+    """What a per-object pass may read: the image (C, Y, X) on the labels' grid, the label image of every
+    target, the pixel size (µm/px, None when unknown) and the channel names."""
+
+    image: np.ndarray
+    labels: dict[str, np.ndarray]
+    pixel_size_um: float | None
+    channel_names: list[str]
+
+
+class ObjectPass(Protocol):
+    """A step after segmentation that adds to an :class:`ObjectTable` (measurements, classes, positivity).
+
+    ``needs_all_objects``: the pass must see every object of an image at once (set attention over all
+    cells); such passes cannot run tile row by tile row on a whole slide."""
+
+    name: str
+    needs_all_objects: bool
+
+    def __call__(self, table: ObjectTable, context: PassContext) -> None: ...
+
+
+@dataclass
+class MeasurePass:
+    """Morphology and intensities (QuPath / MCMICRO names) into ``table.measurements``. With a ``cells``
+    label image the table describes cells and the nucleus is a compartment."""
+
+    name: str = "measure"
+    needs_all_objects: bool = False
+
+    def __call__(self, table: ObjectTable, context: PassContext) -> None:
+        from phenoseg.phenotype.measurements import measure
+
+        nuclei = context.labels.get("nuclei")
+        cells = context.labels.get("cells")
+        main = context.labels[table.target]
+        if nuclei is None or table.target != "cells":
+            nuclei, cells = main, None
+        m = measure(context.image, nuclei, cells, context.pixel_size_um, context.channel_names)
+        if not np.array_equal(m.labels, table.ids):
+            raise ValueError("measurements and the object table describe different objects")
+        table.measurements = m
+
+
+@dataclass
+class ColumnPass:
+    """A pass from a function ``fn(table, context) → values``: one column named ``name`` (tests, quick
+    experiments, user code)."""
+
+    name: str
+    fn: Callable[[ObjectTable, PassContext], np.ndarray]
+    needs_all_objects: bool = False
+
+    def __call__(self, table: ObjectTable, context: PassContext) -> None:
+        table.add_column(self.name, self.fn(table, context))
+
+
+def run_passes(table: ObjectTable, context: PassContext, passes) -> ObjectTable:
+    """Apply each pass in order; returns the table."""
+    for p in passes:
+        p(table, context)
+    return table
