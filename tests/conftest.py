@@ -62,3 +62,8 @@ def rgb_tiff(tmp_path) -> Path:
     path = tmp_path / "he.tif"
     tifffile.imwrite(path, img, photometric="rgb", resolution=(2e4, 2e4), resolutionunit="CENTIMETER")
     return path
+
+
+def example_rgb() -> Path:
+    """The bundled CC0 H&E example (a real image: the random test model finds objects in it)."""
+    return Path(__file__).resolve().parents[1] / "examples" / "he_dsb2018.tif"

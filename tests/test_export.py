@@ -78,6 +78,7 @@ def test_exported_module_rejects_bad_input(tmp_path, model_dir):
             m(bad)
 
 
+@pytest.mark.slow
 def test_cpp_libtorch_program_segments(tmp_path, model_dir):
     """Build tests/cpp/segment.cpp against the LibTorch inside the torch wheel and run it on an image."""
     import shutil

@@ -116,6 +116,7 @@ def test_level_choice_reads_the_matching_pyramid_level(tmp_path, seg):
     assert json.loads((tmp_path / "s40x.ome.zarr" / "labels" / ".zattrs").read_text()) == {"labels": ["nuclei"]}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path, seg, slide05):
     opts = dict(tile=192, progress=False, tissue_mask=False, outputs=["zarr", "geojson", "csv"])
     full = tmp_path / "full"
@@ -216,6 +217,7 @@ def test_cli_large_image_writes_ome_zarr(tmp_path, monkeypatch, slide05):
     np.testing.assert_array_equal(tifffile.imread(out / "he_nuclei.tif"), read_labels_level(out / "he.ome.zarr"))
 
 
+@pytest.mark.slow
 def test_cli_dask_local_cluster(tmp_path, slide05):
     pytest.importorskip("dask.distributed")
     from phenoseg.cli import main
@@ -242,6 +244,7 @@ def test_svs_pixel_size_and_region(tmp_path):
         np.testing.assert_array_equal(s.read(0, 100, 140, 300, 360), np.moveaxis(data[100:140, 300:360], -1, 0))
 
 
+@pytest.mark.slow
 def test_dask_tiles_of_one_slide_equal_local_tiles(tmp_path, slide05):
     pytest.importorskip("dask.distributed")
     from phenoseg.cli import main
@@ -252,3 +255,37 @@ def test_dask_tiles_of_one_slide_equal_local_tiles(tmp_path, slide05):
     np.testing.assert_array_equal(read_labels_level(tmp_path / "local" / "he.ome.zarr"),
                                   read_labels_level(tmp_path / "dask" / "he.ome.zarr"))
     assert (tmp_path / "local" / "he.geojson").read_text() == (tmp_path / "dask" / "he.geojson").read_text()
+
+
+def test_added_column_reaches_the_slide_outputs(tmp_path, slide05):
+    from phenoseg.batch import SegmentOptions, segment_batch
+    from phenoseg.phenotype.table import ColumnPass
+
+    dummy = ColumnPass("Dummy score", lambda table, context: np.full(len(table), 7.0))
+    out = tmp_path / "out"
+    result = segment_batch([slide05], SegmentOptions(model="brightfield_nuclei", device="cpu", output_dir=out,
+                                                     outputs=["zarr", "geojson", "csv"], tile_size=192, quiet=True,
+                                                     passes=[dummy]))
+    assert not result.failures, result.failures
+    features = json.loads((out / "he.geojson").read_text())["features"]
+    assert len(features) > 50 and all(f["properties"]["measurements"]["Dummy score"] == 7.0 for f in features)
+    rows = (out / "he_measurements.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    col = header.index("Dummy score")
+    assert len(rows) - 1 == len(features) and all(r.split(",")[col] == "7" for r in rows[1:])
+
+
+def test_slide_refuses_regions_and_empty_outputs(tmp_path, slide05, capsys):
+    from phenoseg.cli import main
+
+    regions = tmp_path / "r.geojson"
+    regions.write_text('{"type": "FeatureCollection", "features": []}')
+    code = main(["segment", str(slide05), "-o", str(tmp_path / "o"), "--outputs", "zarr", "--regions", str(regions),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--regions" in err and "whole slides" in err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("he*"))
+    # an output that cannot be written for a slide is said, the others are written
+    code = main(["segment", str(slide05), "-o", str(tmp_path / "o2"), "--outputs", "overlay,zarr"])
+    assert code == 0 and "not written: overlay" in capsys.readouterr().out
+    assert (tmp_path / "o2" / "he.ome.zarr").is_dir()

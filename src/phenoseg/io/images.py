@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from phenoseg.errors import PhenosegError
+from phenoseg.io.tiff_metadata import channel_names_from_tiff, tiff_pixel_size
 
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8"}
@@ -75,60 +74,6 @@ def _to_cyx(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(np.transpose(arr, order)), rgb
 
 
-def _ome_pixel_size(ome_xml: str | None) -> float | None:
-    if not ome_xml:
-        return None
-    m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', ome_xml)
-    if not m:
-        return None
-    unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', ome_xml)
-    value = float(m.group(1))
-    u = unit.group(1) if unit else "µm"
-    factor = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}.get(u, 1.0)
-    return value * factor
-
-
-def _tiff_pixel_size(tif, page) -> float | None:
-    """Pixel size from OME-XML, ImageJ metadata or the resolution tags (None when not recorded)."""
-    size = _ome_pixel_size(tif.ome_metadata)
-    if size:
-        return size
-    tags = page.tags
-    if "XResolution" not in tags:
-        return None
-    num, den = tags["XResolution"].value
-    if num == 0 or den == 0:
-        return None
-    px_per_unit = num / den
-    unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2
-    ij = tif.imagej_metadata or {}
-    if ij.get("unit") in ("micron", "um", "µm", "\\u00B5m"):
-        return 1.0 / px_per_unit
-    unit = int(unit)
-    if unit == 3:  # centimetre
-        return 1e4 / px_per_unit
-    if unit == 2 and px_per_unit > 1000:  # inch; ignore screen-like 72/96/300 dpi values
-        return 25400.0 / px_per_unit
-    return None
-
-
-def _channel_names_from_tiff(tif, n: int) -> list[str]:
-    if tif.ome_metadata:
-        names = re.findall(r'<Channel [^>]*Name="([^"]*)"', tif.ome_metadata)
-        if len(names) == n:
-            return names
-    desc = tif.pages[0].description if tif.pages else ""
-    if desc.startswith("{"):
-        try:
-            meta = json.loads(desc)
-            names = meta.get("channels") or meta.get("channel_names")
-            if isinstance(names, list) and len(names) == n:
-                return [str(x) for x in names]
-        except ValueError:
-            pass
-    return []
-
-
 def read_image(path: str | os.PathLike) -> Image:
     """Read a 2D image as (C, Y, X). RGB(A) files give 3 channels (alpha dropped).
 
@@ -151,8 +96,8 @@ def read_image(path: str | os.PathLike) -> Image:
                 series = tif.series[0]
                 arr = series.asarray()
                 data, rgb = _to_cyx(arr, series.axes, name)
-                pixel_size = _tiff_pixel_size(tif, tif.pages[0])
-                names = _channel_names_from_tiff(tif, data.shape[0])
+                pixel_size = tiff_pixel_size(tif, tif.pages[0])
+                names = channel_names_from_tiff(tif, data.shape[0])
         else:
             from PIL import Image as PILImage
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.images import TIFF_SUFFIXES, _channel_names_from_tiff, _tiff_pixel_size
+from phenoseg.io.images import TIFF_SUFFIXES
+from phenoseg.io.tiff_metadata import channel_names_from_tiff, tiff_pixel_size
 
 SLIDE_SUFFIXES = TIFF_SUFFIXES | {".svs", ".ndpi", ".scn", ".zarr"}
 TIFFSLIDE_SUFFIXES = {".svs", ".ndpi", ".scn"}
@@ -140,7 +141,7 @@ def _open_tiff(p: Path) -> Slide:
         series = tif.series[0]
         axes = series.axes
         levels: list[Level] = []
-        base_px = _tiff_pixel_size(tif, tif.pages[0])
+        base_px = tiff_pixel_size(tif, tif.pages[0])
         if base_px is None and tif.is_svs:
             base_px = _svs_mpp(tif.pages[0].description)
         shape0 = series.levels[0].shape
@@ -157,7 +158,7 @@ def _open_tiff(p: Path) -> Slide:
         rgb = "S" in axes and shape0[axes.index("S")] in (3, 4)
         if rgb:
             n = 3
-        names = _channel_names_from_tiff(tif, n) or (
+        names = channel_names_from_tiff(tif, n) or (
             ["red", "green", "blue"] if rgb else [f"channel_{i}" for i in range(n)])
     except PhenosegError:
         tif.close()
