@@ -129,3 +129,12 @@ def test_cli_speaks_in_flags(capsys, tmp_path, rgb_tiff, model_dir):
     assert code == 1 and "--pixel-size" in err and "pixel_size_um=" not in err
     code = main(["segment", str(nopx), "-o", str(tmp_path / "o"), "--model", str(model_dir), "--workers", "3"])
     assert code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_flag_translation():
+    from phenoseg.cli.main import to_flags
+
+    assert to_flags("tile_size=8: must be at least 64 px") == "--tile-size 8: must be at least 64 px"
+    assert to_flags("grow=: cannot place") == "--grow: cannot place"
+    assert to_flags("pass pixel_size_um= (µm per pixel)") == "pass --pixel-size (µm per pixel)"
+    assert to_flags("pass data_pixel_size=monuseg=UM") == "pass --data-pixel-size monuseg=UM"

@@ -73,7 +73,7 @@ def test_dataset_needs_pixel_size(tmp_path):
     from conftest import make_dataset
 
     root = make_dataset(tmp_path / "nopx", 1, 1, pixel_size=None)
-    with pytest.raises(PhenosegError, match="--data-pixel-size"):
+    with pytest.raises(PhenosegError, match="data_pixel_size="):
         load_split(root, "train", 0.5, 3)
     assert len(load_split(root, "train", 0.5, 3, data_pixel_size=0.5)) == 1
 

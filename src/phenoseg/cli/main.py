@@ -18,14 +18,20 @@ FLAGS = {
     "pixel_size_um": "--pixel-size", "tile_size": "--tile-size", "regions": "--regions", "channels": "--channels",
     "backend": "--backend", "device": "--device", "model": "--model", "seed_threshold": "--seed-threshold",
     "mask_threshold": "--mask-threshold", "min_area": "--min-area", "outputs": "--outputs", "dask": "--dask",
-    "workers": "--workers", "threads_per_task": "--threads-per-task", "axes": "--axes",
+    "workers": "--workers", "threads_per_task": "--threads-per-task", "axes": "--axes", "init": "--init",
+    "grow": "--grow", "resume": "--resume", "targets": "--targets", "data_pixel_size": "--data-pixel-size",
 }
 _PARAM = re.compile(r"\b(" + "|".join(FLAGS) + r")=")
 
 
 def to_flags(message: str) -> str:
-    """A library message with ``name=`` parameter words turned into the CLI's ``--flag`` words."""
-    return _PARAM.sub(lambda m: FLAGS[m.group(1)] + " ", message).replace("  ", " ")
+    """A library message with ``name=`` parameter words turned into the CLI's ``--flag`` words
+    (``grow=:`` → ``--grow:``, ``tile_size=8`` → ``--tile-size 8``)."""
+    def flag(m: re.Match) -> str:
+        rest = message[m.end():m.end() + 1]
+        return FLAGS[m.group(1)] + ("" if rest in (":", "", " ") else " ")
+
+    return _PARAM.sub(flag, message)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ class OnnxNetwork:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise PhenosegError("--backend onnx needs onnxruntime: pip install 'phenoseg[onnx]'") from exc
+            raise PhenosegError("backend=onnx needs onnxruntime: pip install 'phenoseg[onnx]'") from exc
         c = net.config.in_channels
         buf = io.BytesIO()
         torch.onnx.export(net.eval(), (torch.zeros(1, c, 64, 64),), buf, input_names=["x"], output_names=["y"],

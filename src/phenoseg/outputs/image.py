@@ -19,14 +19,14 @@ def parse_outputs(text: str) -> list[str]:
     bad = [k for k in kinds if k not in OUTPUT_KINDS]
     if bad or not kinds:
         raise PhenosegError(
-            f"--outputs: unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
+            f"outputs=: unknown output(s) {', '.join(bad) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
         )
     if "anndata" in kinds:
         try:
             import anndata  # noqa: F401
         except ImportError:
             raise PhenosegError(
-                "--outputs anndata needs the 'anndata' package: pip install 'phenoseg[tables]'"
+                "outputs=anndata needs the 'anndata' package: pip install 'phenoseg[tables]'"
             ) from None
     return kinds
 

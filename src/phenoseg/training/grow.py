@@ -24,7 +24,7 @@ def _copy(src: nn.Module, dst: nn.Module, what: str) -> None:
     try:
         dst.load_state_dict(src.state_dict())
     except RuntimeError as exc:
-        raise PhenosegError(f"--grow: cannot place the trained {what} in the grown network ({exc})") from None
+        raise PhenosegError(f"grow=: cannot place the trained {what} in the grown network ({exc})") from None
 
 
 def _grow_stage(src: nn.Sequential, dst: nn.Sequential, what: str) -> None:
@@ -42,11 +42,11 @@ def grow_network(base: InstanSegNet, grown: InstanSegNet) -> InstanSegNet:
     bw, gw = list(base.config.widths), list(grown.config.widths)
     if gw[: len(bw)] != bw or grown.config.blocks_per_level < base.config.blocks_per_level:
         raise PhenosegError(
-            f"--grow: widths {gw} must start with the trained model's {bw}, and blocks per level "
+            f"grow=: widths {gw} must start with the trained model's {bw}, and blocks per level "
             f"({grown.config.blocks_per_level}) must be at least its {base.config.blocks_per_level}"
         )
     if base.config.target_groups() != grown.config.target_groups():
-        raise PhenosegError("--grow: the grown network must keep the trained model's targets and decoder groups")
+        raise PhenosegError("grow=: the grown network must keep the trained model's targets and decoder groups")
     extra = len(gw) - len(bw)
     with torch.no_grad():
         _copy(base.adaptor, grown.adaptor, "channel adaptor")

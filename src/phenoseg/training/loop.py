@@ -64,7 +64,7 @@ def checkpoint_dir(out: Path) -> Path:
 def check_resumable(out: Path) -> None:
     """A clear error when ``--resume`` finds nothing to resume."""
     if not (checkpoint_dir(out) / "state.json").is_file():
-        raise PhenosegError(f"--resume: no checkpoint in {checkpoint_dir(out)}")
+        raise PhenosegError(f"resume=: no checkpoint in {checkpoint_dir(out)}")
 
 
 def run_loop(objective: Objective, optimizer: torch.optim.Optimizer, opts: LoopOptions) -> dict:

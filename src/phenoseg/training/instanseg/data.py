@@ -63,7 +63,7 @@ def load_split(
         px = image_pixel_size(manifest, image_id, data_pixel_size)
         if not px:
             raise PhenosegError(
-                f"dataset {name} has no pixel size: pass --data-pixel-size {name}=UM (µm per pixel)"
+                f"dataset {name} has no pixel size: pass data_pixel_size={name}=UM (µm per pixel)"
             )
         files = [label_file(root, t, image_id) for t in targets]
         if all(f is None for f in files):

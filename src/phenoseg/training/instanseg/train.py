@@ -154,9 +154,9 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
         base = load_model(opts.init)
         bc = base.config
         if not bc.accepts(channels):
-            raise PhenosegError(f"--init {opts.init}: {bc.in_channels} channel(s), the data have {channels}")
+            raise PhenosegError(f"init={opts.init}: {bc.in_channels} channel(s), the data have {channels}")
         if opts.targets and list(opts.targets) != list(bc.targets):
-            raise PhenosegError(f"--init {opts.init}: predicts {', '.join(bc.targets)}, --targets asks for "
+            raise PhenosegError(f"init={opts.init}: predicts {', '.join(bc.targets)}, targets= asks for "
                                 f"{', '.join(opts.targets)}")
         config.targets, config.decoder_groups, config.adaptor = list(bc.targets), bc.decoder_groups, bc.adaptor
         config.postprocess = copy.deepcopy(bc.postprocess)
