@@ -150,3 +150,20 @@ def test_torchscript_export_emits_both_targets(two_target, big_image, tmp_path):
     result = Segmenter(net, device="cpu").segment(path)
     for i, target in enumerate(net.config.targets):
         assert _f1(result.labels[target], out[i]) >= 0.999, target
+
+
+def test_bioimageio_package_of_two_targets(two_target, tmp_path, capsys):
+    pytest.importorskip("bioimageio.spec")
+    import yaml
+
+    from phenoseg.cli import main
+
+    model, _ = two_target
+    out = tmp_path / "pkg"
+    assert main(["export", "--model", str(model), "--format", "bioimageio", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "validation: valid-format" in printed or "validation: passed" in printed
+    rdf = yaml.safe_load((out / "rdf.yaml").read_text())
+    channel_axis = rdf["outputs"][0]["axes"][1]
+    assert channel_axis["channel_names"] == ["nuclei", "cells"]
+    assert np.load(out / "test_output.npy").shape[1] == 2

@@ -48,10 +48,15 @@ def licence_id(text: str) -> str:
 
 
 def _test_input(net: InstanSegNet) -> np.ndarray:
+    """A synthetic (1, C, 128, 128) test image with the model's channel count (every non-RGB channel a
+    nuclear fluorescence picture of the same nuclei, with its own noise)."""
     from phenoseg.synthetic import render_image, synthetic_labels
 
     lab = synthetic_labels((128, 128), 24, seed=1, radius=(4, 8))
-    return render_image(lab, net.config.modality, seed=1)[None].astype(np.float32)
+    n = net.config.in_channels
+    if n == 3 and net.config.modality == "brightfield":
+        return render_image(lab, "brightfield", seed=1)[None].astype(np.float32)
+    return np.concatenate([render_image(lab, "fluorescence", seed=1 + c) for c in range(n)])[None].astype(np.float32)
 
 
 def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") -> Path:
