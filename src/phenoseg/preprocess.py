@@ -86,10 +86,13 @@ def resample_image(data: np.ndarray, factor: float) -> np.ndarray:
     if abs(factor - 1.0) < 1e-3:
         return data
     h, w = data.shape[-2:]
-    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    return resample_to(data, (max(1, round(h * factor)), max(1, round(w * factor))), factor < 1.0)
+
+
+def resample_to(data: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
+    """A (C, Y, X) image resized to ``size`` (bilinear, pixel centres aligned), float32."""
     t = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))[None]
-    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=factor < 1.0)
-    return out[0].numpy()
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False, antialias=antialias)[0].numpy()
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -30,7 +30,7 @@ from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.slide import Slide, open_slide
 from phenoseg.outputs.slide import ObjectWriter, finish_outputs
-from phenoseg.preprocess import percentile_bounds
+from phenoseg.preprocess import percentile_bounds, resample_to
 
 STATE_VERSION = 1
 SLIDE_TILE = 1536
@@ -102,12 +102,7 @@ class SlideGrid:
             raw = raw[channels]
         x = raw.astype(np.float32)
         if x.shape[-2:] != (y1 - y0, x1 - x0):
-            import torch
-            from torch.nn import functional as F
-
-            t = torch.from_numpy(np.ascontiguousarray(x))[None]
-            x = F.interpolate(t, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False,
-                              antialias=self.f < 1.0)[0].numpy()
+            x = resample_to(x, (y1 - y0, x1 - x0), self.f < 1.0)
         return x
 
 
