@@ -275,16 +275,29 @@ def test_added_column_reaches_the_slide_outputs(tmp_path, slide05):
     assert len(rows) - 1 == len(features) and all(r.split(",")[col] == "7" for r in rows[1:])
 
 
-def test_slide_refuses_regions_and_empty_outputs(tmp_path, slide05, capsys):
+def test_slide_honours_regions_and_says_what_it_cannot_write(tmp_path, slide05, capsys):
     from phenoseg.cli import main
 
+    # the left 300 px of the slide (level-0 pixel coordinates, as QuPath writes annotations)
     regions = tmp_path / "r.geojson"
-    regions.write_text('{"type": "FeatureCollection", "features": []}')
-    code = main(["segment", str(slide05), "-o", str(tmp_path / "o"), "--outputs", "zarr", "--regions", str(regions),
-                 "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 1 and "--regions" in err and "whole slides" in err
-    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("he*"))
+    regions.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {
+        "type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 560], [0, 560], [0, 0]]]},
+        "properties": {"objectType": "annotation"}}]}))
+    common = ["--outputs", "zarr,geojson", "--tile-size", "192", "--no-tissue-mask", "--quiet"]
+    assert main(["segment", str(slide05), "-o", str(tmp_path / "all"), *common]) == 0
+    assert main(["segment", str(slide05), "-o", str(tmp_path / "left"), "--regions", str(regions), *common]) == 0
+
+    def centroids_x(folder):
+        features = json.loads((folder / "he.geojson").read_text())["features"]
+        return np.array([f["properties"]["measurements"]["Centroid X µm"] / 0.5 for f in features])
+
+    everything, left = centroids_x(tmp_path / "all"), centroids_x(tmp_path / "left")
+    assert len(left) > 20 and (left < 300).all()
+    assert abs(len(left) - int((everything < 300).sum())) <= 2
+    from phenoseg.inference.tiling import object_centroids
+
+    area, _, cx = object_centroids(read_labels_level(tmp_path / "left" / "he.ome.zarr"))
+    assert (cx[area > 0][1:] + 0.5 < 300).all()  # the label image holds the same objects
     # an output that cannot be written for a slide is said, the others are written
     code = main(["segment", str(slide05), "-o", str(tmp_path / "o2"), "--outputs", "overlay,zarr"])
     assert code == 0 and "not written: overlay" in capsys.readouterr().out

@@ -219,9 +219,6 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
     from phenoseg.io.channels import channel_indices
     from phenoseg.io.slide import open_slide
 
-    if options.regions:
-        raise PhenosegError(f"{path}: regions= applies to images in memory; whole slides cannot be restricted to "
-                            "annotations yet (crop the region first, or leave out regions=)")
     with open_slide(path) as slide:
         channels = channel_indices(slide.channel_names, options.channels, str(path))
     if options.outputs is None:
@@ -237,11 +234,13 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
     opts = SlideOptions(tile=options.tile_size or SLIDE_TILE, tissue_mask=options.tissue_mask, outputs=outs,
                         pixel_size_um=options.pixel_size_um, channels=channels, progress=not options.quiet,
-                        resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes))
+                        resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes),
+                        regions=str(options.regions) if options.regions else None)
     res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
     extra = f", resumed at tile row {res.resumed_from_row}" if res.resumed_from_row else ""
     counts = ", ".join(f"{n} {t}" for t, n in res.n_objects.items())
-    reporter.say(f"{path}: {counts} in {res.tiles} tiles ({res.tiles_skipped} without tissue), "
+    reporter.say(f"{path}: {counts} in {res.tiles} tiles ({res.tiles_skipped} skipped: no tissue or outside the "
+                 "regions), "
                  f"model {res.model}, pyramid level {res.level}, {res.seconds:.1f} s "
                  f"({res.megapixels_per_second:.2f} MP/s){extra} → {', '.join(map(str, res.files))}")
     return None

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from shapely.geometry import box
 
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.tile_sources import TileJob, local_results
-from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
+from phenoseg.inference.tiling import Tile, object_centroids, owned_objects, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
+from phenoseg.io.regions import points_in_shape, read_region_shape
 from phenoseg.io.slide import Slide, open_slide
 from phenoseg.outputs.slide import ObjectWriter, finish_outputs
 from phenoseg.preprocess import percentile_bounds, resample_to
@@ -53,6 +55,7 @@ class SlideOptions:
     resume: bool = True
     chunk: int = 512
     thresholds: dict = field(default_factory=dict)  # per-run postprocessing overrides (seed_threshold, ...)
+    regions: str | None = None  # QuPath annotation GeoJSON (level-0 pixels): keep objects centred inside
     passes: list = field(default_factory=list)  # per-object passes after measurement (columns in GeoJSON / CSV)
     stop_after_tiles: int | None = None  # for tests: behave as if killed after this many tiles
 
@@ -116,7 +119,14 @@ def _fingerprint(path: Path, net, opts: SlideOptions, grid: SlideGrid, tta: bool
             "mtime": st.st_mtime if st else None, "model": net.config.name, "weights": weights.hexdigest()[:16],
             "tile": opts.tile, "overlap": opts.overlap, "tissue_mask": opts.tissue_mask, "outputs": opts.outputs,
             "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": opts.thresholds,
-            "chunk": opts.chunk, "tta": tta, "passes": [p.name for p in opts.passes]}
+            "chunk": opts.chunk, "tta": tta, "passes": [p.name for p in opts.passes],
+            "regions": hashlib.sha256(Path(opts.regions).read_bytes()).hexdigest()[:16] if opts.regions else None}
+
+
+def _inside(region, labels: np.ndarray, ids: np.ndarray, ry0: int, rx0: int, to_level0: float) -> np.ndarray:
+    """Which objects ``ids`` of a tile's labels have their centroid inside ``region`` (level-0 pixels)."""
+    _, cy, cx = object_centroids(labels)
+    return points_in_shape(region, (cx[ids] + rx0 + 0.5) * to_level0, (cy[ids] + ry0 + 0.5) * to_level0)
 
 
 def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike, stem: str,
@@ -154,6 +164,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         # the statistics of an untiled run)
         lo, hi = percentile_bounds(thumb, *cfg.norm_percentiles)
         mask = tissue_mask(thumb, slide.rgb or cfg.modality == "brightfield") if opts.tissue_mask else None
+        annotations = read_region_shape(opts.regions) if opts.regions else None
 
         work = outdir / f".{stem}.phenoseg-run"
         zarr_path = outdir / f"{stem}.ome.zarr.partial"
@@ -186,6 +197,10 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         stride = net.stride
 
         def has_tissue(y0, y1, x0, x1) -> bool:
+            if annotations is not None:
+                s0 = grid.to_level0
+                if not annotations.intersects(box(x0 * s0, y0 * s0, x1 * s0, y1 * s0)):
+                    return False
             if mask is None:
                 return True
             s = grid.to_level0 / thumb_down
@@ -242,6 +257,8 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                         raw, labels, scores = res
                         for k in range(len(targets)):
                             kept = owned_objects(labels[k], ry0, t.rx0, t.core)
+                            if annotations is not None and kept.size:
+                                kept = kept[_inside(annotations, labels[k], kept, ry0, t.rx0, grid.to_level0)]
                             if not kept.size:
                                 continue
                             first = state["next_label"][k]

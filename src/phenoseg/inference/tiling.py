@@ -78,18 +78,23 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int = 1
     return tiles
 
 
-def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
-    """Ids (1..n) of the objects of a tile's ``labels`` (read at row ``ry0``, column ``rx0``) whose centre
-    lies in the tile's core (y0, y1, x0, x1)."""
+def object_centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(area, centroid y, centroid x) of labels 0..n, indexed by label (NaN centroids for absent labels)."""
     n = int(labels.max(initial=0))
-    if n == 0:
-        return np.zeros(0, np.int64)
     lab = labels.astype(np.int64).ravel()
     area = np.bincount(lab, minlength=n + 1)
     yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(lab, yy, n + 1) / area + ry0
-        cx = np.bincount(lab, xx, n + 1) / area + rx0
+        return area, np.bincount(lab, yy, n + 1) / area, np.bincount(lab, xx, n + 1) / area
+
+
+def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:
+    """Ids (1..n) of the objects of a tile's ``labels`` (read at row ``ry0``, column ``rx0``) whose centre
+    lies in the tile's core (y0, y1, x0, x1)."""
+    if int(labels.max(initial=0)) == 0:
+        return np.zeros(0, np.int64)
+    area, cy, cx = object_centroids(labels)
+    cy, cx = cy + ry0, cx + rx0
     cy0, cy1, cx0, cx1 = core
     own = (area > 0) & (cy >= cy0 - 0.5) & (cy < cy1 - 0.5) & (cx >= cx0 - 0.5) & (cx < cx1 - 0.5)
     own[0] = False

@@ -22,11 +22,9 @@ def _rings(geometry: dict) -> list[tuple[list, list[list]]]:
     return []
 
 
-def read_regions(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
-    """A boolean (Y, X) mask of the polygons in a GeoJSON file (holes cut out).
-
-    Features whose ``objectType`` is given and is not "annotation" are ignored (detections, cells).
-    """
+def _annotation_rings(path: str | os.PathLike) -> list[tuple[list, list[list]]]:
+    """(outer ring, holes) of every annotation polygon of a GeoJSON file (features whose ``objectType`` is
+    given and is not "annotation" are ignored: detections, cells)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -34,25 +32,49 @@ def read_regions(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
         raise PhenosegError(f"{p}: cannot read regions GeoJSON ({exc})") from exc
     features = data.get("features", []) if isinstance(data, dict) and data.get("type") == "FeatureCollection" else (
         data if isinstance(data, list) else [data])
-    mask = np.zeros(shape, bool)
-    n = 0
+    rings = []
     for f in features:
         if not isinstance(f, dict) or "geometry" not in f:
             continue
         kind = (f.get("properties") or {}).get("objectType", f.get("objectType", "annotation"))
-        if kind != "annotation":
-            continue
-        for outer, holes in _rings(f["geometry"] or {}):
-            ring = np.asarray(outer, dtype=float)
-            rr, cc = draw_polygon(ring[:, 1] - 0.5, ring[:, 0] - 0.5, shape)
-            mask[rr, cc] = True
-            for hole in holes:
-                h = np.asarray(hole, dtype=float)
-                rr, cc = draw_polygon(h[:, 1] - 0.5, h[:, 0] - 0.5, shape)
-                mask[rr, cc] = False
-            n += 1
-    if n == 0:
+        if kind == "annotation":
+            rings += _rings(f["geometry"] or {})
+    if not rings:
         raise PhenosegError(f"{p}: no annotation polygons found")
+    return rings
+
+
+def read_region_shape(path: str | os.PathLike):
+    """The annotation polygons of a GeoJSON file as one shapely geometry (pixel-corner coordinates, holes
+    cut out): for whole slides, where a raster mask of level 0 would not fit in memory."""
+    from shapely.geometry import Polygon
+    from shapely.ops import unary_union
+
+    polys = []
+    for outer, holes in _annotation_rings(path):
+        poly = Polygon(outer, holes)
+        polys.append(poly if poly.is_valid else poly.buffer(0))
+    return unary_union(polys)
+
+
+def points_in_shape(shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which points (pixel-corner coordinates) lie inside ``shape``."""
+    import shapely
+
+    return shapely.contains_xy(shape, np.asarray(x, np.float64), np.asarray(y, np.float64))
+
+
+def read_regions(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean (Y, X) mask of the annotation polygons in a GeoJSON file (holes cut out)."""
+    mask = np.zeros(shape, bool)
+    for outer, holes in _annotation_rings(path):
+        ring = np.asarray(outer, dtype=float)
+        rr, cc = draw_polygon(ring[:, 1] - 0.5, ring[:, 0] - 0.5, shape)
+        mask[rr, cc] = True
+        for hole in holes:
+            h = np.asarray(hole, dtype=float)
+            rr, cc = draw_polygon(h[:, 1] - 0.5, h[:, 0] - 0.5, shape)
+            mask[rr, cc] = False
     return mask
 
 
