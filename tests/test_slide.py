@@ -302,3 +302,16 @@ def test_slide_honours_regions_and_says_what_it_cannot_write(tmp_path, slide05, 
     code = main(["segment", str(slide05), "-o", str(tmp_path / "o2"), "--outputs", "overlay,zarr"])
     assert code == 0 and "not written: overlay" in capsys.readouterr().out
     assert (tmp_path / "o2" / "he.ome.zarr").is_dir()
+
+
+def test_top_level_segment_slide(tmp_path, slide05):
+    import phenoseg
+
+    res = phenoseg.segment_slide(slide05, tmp_path / "out", model="brightfield_nuclei", device="cpu", tile=192,
+                                 progress=False, tissue_mask=False, channels=["red", "green", "blue"],
+                                 outputs=["zarr", "csv"], seed_threshold=0.6)
+    assert res.n_objects["nuclei"] > 50
+    labels = read_labels_level(tmp_path / "out" / "he.ome.zarr")
+    assert len(np.unique(labels)) - 1 == res.n_objects["nuclei"]
+    with pytest.raises(PhenosegError, match="channel"):
+        phenoseg.segment_slide(slide05, tmp_path / "bad", channels=["DAPI"], progress=False)
