@@ -136,3 +136,28 @@ def test_channel_selection_and_glob(capsys, tmp_path, model_dir):
     assert tifffile.imread(out / "multi_nuclei.tif").shape == (80, 80)
     code, _, err = run(capsys, "segment", path, "-o", out, "--model", model_dir, "--channels", "CD99")
     assert code == 1 and "no channel 'CD99'" in err
+
+
+def test_plate_layout_outputs_never_collide(capsys, tmp_path, rgb_tiff, model_dir):
+    import shutil
+
+    plate = tmp_path / "plate"
+    for well in ("A01", "A02"):
+        (plate / well).mkdir(parents=True)
+        shutil.copy(rgb_tiff, plate / well / "field1.tif")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "segment", plate, "-o", out, "--model", model_dir, "--outputs", "labels")
+    assert code == 2 and "no input images found" in err  # a folder of folders needs --recursive
+    code, _, err = run(capsys, "segment", plate, "--recursive", "-o", out, "--model", model_dir, "--outputs", "labels")
+    assert code == 0, err
+    assert (out / "A01" / "field1_nuclei.tif").is_file() and (out / "A02" / "field1_nuclei.tif").is_file()
+    # a glob over the wells mirrors them the same way
+    out2 = tmp_path / "out2"
+    code, _, err = run(capsys, "segment", str(plate / "*" / "field1.tif"), "-o", out2, "--model", model_dir,
+                       "--outputs", "labels")
+    assert code == 0 and sorted(p.name for p in out2.iterdir()) == ["A01", "A02"]
+    # two files of one folder with one stem would overwrite each other: refused before any work
+    shutil.copy(plate / "A01" / "field1.tif", plate / "A01" / "field1.tiff")
+    code, _, err = run(capsys, "segment", plate / "A01", "-o", tmp_path / "out3", "--model", model_dir)
+    assert code == 2 and "would write the same outputs" in err
+    assert not (tmp_path / "out3").exists()

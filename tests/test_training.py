@@ -206,3 +206,20 @@ def test_cli_grow_from_model(tmp_path, dataset_dir, model_dir):
     assert grown.config.widths == [8, 16, 32] and grown.stride == 4
     assert main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "g2"), "--steps", "1",
                  "--grow", "--widths", "8,16,32"]) == 2
+
+
+def test_train_refuses_to_replace_a_model(tmp_path, dataset_dir, capsys):
+    from phenoseg.cli import main
+
+    out = tmp_path / "m"
+    common = ["train", "--data", str(dataset_dir), "--out", str(out), "--steps", "1", "--crop", "64", "--batch", "2",
+              "--widths", "8,16", "--quiet", "--no-tune"]
+    assert main(common) == 0
+    before = (out / "weights.safetensors").read_bytes()
+    assert main(common) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err
+    assert (out / "weights.safetensors").read_bytes() == before  # nothing was touched
+    assert main([*common, "--resume", "--overwrite"]) == 2
+    assert main([*common, "--overwrite", "--seed", "5"]) == 0
+    assert (out / "weights.safetensors").read_bytes() != before

@@ -54,11 +54,11 @@ def segment_slide(path, out_dir, *, model: str = "auto", device: str = "auto", b
     ``tissue_mask``, ``resume``, ``passes``, ...); ``channels`` names or indices. Returns a ``SlideResult``."""
     from pathlib import Path
 
-    from phenoseg.batch import image_stem
     from phenoseg.inference.segmenter import Segmenter, thresholds_dict
     from phenoseg.inference.slide_pipeline import SlideOptions
     from phenoseg.inference.slide_pipeline import segment_slide as run
     from phenoseg.io.channels import channel_indices
+    from phenoseg.io.inputs import image_stem
     from phenoseg.io.slide import open_slide
 
     path = Path(path)

@@ -5,19 +5,16 @@ optionally on Dask. Callable from Python (:func:`segment_batch` with :class:`Seg
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.images import SUPPORTED_SUFFIXES
+from phenoseg.io.inputs import ensure_writable, find_inputs, image_stem, plan_output_dirs
 from phenoseg.outputs.image import DEFAULT_OUTPUTS, parse_outputs
 
-SLIDE_ONLY_SUFFIXES = {".svs", ".ndpi", ".scn", ".zarr"}
 SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv")
 DEFAULT_SLIDE_OUTPUTS = ["zarr", "geojson", "csv"]
 
@@ -49,6 +46,7 @@ class SegmentOptions:
     workers: int = 2
     threads_per_task: int = 1
     quiet: bool = False
+    recursive: bool = False  # folders: also the images in their sub-folders (plate layouts)
     passes: list = field(default_factory=list)
 
     def thresholds(self) -> dict:
@@ -66,44 +64,6 @@ class BatchResult:
     failures: list[tuple[Path, str]]
     reports: list
     report_path: Path | None = None
-
-
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders expanded to the supported images they hold (sorted); globs expanded."""
-    out: list[Path] = []
-    for item in inputs:
-        text = str(item)
-        p = Path(text)
-        if not p.exists() and any(ch in text for ch in "*?["):
-            out += sorted(Path(m) for m in glob.glob(text)
-                          if Path(m).suffix.lower() in SUPPORTED_SUFFIXES | SLIDE_ONLY_SUFFIXES)
-            continue
-        if p.is_dir() and p.suffix.lower() != ".zarr":
-            out += sorted(f for f in p.iterdir() if (f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
-                          or f.suffix.lower() in SLIDE_ONLY_SUFFIXES)
-        else:
-            out.append(p)
-    return out
-
-
-def image_stem(path: Path) -> str:
-    """File name without its image suffix (".ome.tif" counts as one suffix)."""
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def ensure_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and check that files can be written in it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".phenoseg-write-test")
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as exc:
-        raise PhenosegError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
 
 
 class Reporter:
@@ -179,22 +139,16 @@ def slide_mode(path: Path, options: SegmentOptions, seg, kinds: list[str]) -> bo
         return max(h, w) * scale > segmenter_module.AUTO_TILE + 80
 
 
-def output_dir_for(path: Path, options: SegmentOptions) -> Path:
-    """Where the outputs of ``path`` go."""
-    return Path(options.output_dir) if options.output_dir else path.parent / "phenoseg"
-
-
 def process_one(path: Path, options: SegmentOptions, seg, reporter: Reporter, announced: set,
-                executor=None):
-    """Segment one input and write its outputs; returns its report entry (or None). ``executor`` runs the
-    tiles of a slide elsewhere (Dask)."""
+                executor=None, outdir: Path | None = None):
+    """Segment one input and write its outputs into ``outdir`` (default: as :func:`plan_output_dirs` says
+    for this input alone); returns its report entry (or None). ``executor`` runs a slide's tiles elsewhere."""
     from phenoseg.inference.segmenter import to_image
     from phenoseg.outputs.image import ObjectSet, write_image_outputs
 
     kinds = parse_outputs(",".join(options.outputs)) if options.outputs else parse_outputs(DEFAULT_OUTPUTS)
-    outdir = output_dir_for(path, options)
-    if not options.output_dir:
-        ensure_writable(outdir)
+    outdir = outdir if outdir is not None else plan_output_dirs([(path, Path("."))], options.output_dir)[path]
+    ensure_writable(outdir)
     if slide_mode(path, options, seg, kinds):
         return _process_slide(path, options, seg, reporter, outdir, kinds, executor)
     image = to_image(path, channels=options.channels)
@@ -249,7 +203,7 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
 _WORKER_SEGMENTER: dict = {}
 
 
-def dask_task(path: str, options: SegmentOptions, threads: int):
+def dask_task(path: str, options: SegmentOptions, threads: int, outdir: str | None = None):
     """Run one input on a Dask worker (the model is loaded once per worker process)."""
     import torch
 
@@ -258,7 +212,8 @@ def dask_task(path: str, options: SegmentOptions, threads: int):
     if key not in _WORKER_SEGMENTER:
         _WORKER_SEGMENTER[key] = make_segmenter(options)
     try:
-        return path, process_one(Path(path), options, _WORKER_SEGMENTER[key], Reporter(quiet=True), set()), None
+        return path, process_one(Path(path), options, _WORKER_SEGMENTER[key], Reporter(quiet=True), set(),
+                                 outdir=Path(outdir) if outdir else None), None
     except PhenosegError as exc:
         return path, None, str(exc)
 
@@ -294,7 +249,8 @@ def _run_dask_tiles(options: SegmentOptions, path: Path, reporter: Reporter, deb
             cluster.close()
 
 
-def _run_dask(options: SegmentOptions, files: list[Path], reporter: Reporter) -> tuple[list, list]:
+def _run_dask(options: SegmentOptions, files: list[Path], reporter: Reporter, dirs: dict[Path, Path]
+              ) -> tuple[list, list]:
     """Spread the inputs over Dask workers: a LocalCluster, or the scheduler at ``dask=ADDRESS``."""
     from dask.distributed import as_completed
     from tqdm import tqdm
@@ -303,7 +259,7 @@ def _run_dask(options: SegmentOptions, files: list[Path], reporter: Reporter) ->
     failures, reports = [], []
     quiet = dataclasses.replace(options, quiet=True)
     try:
-        futures = [client.submit(dask_task, str(f), quiet, threads, pure=False) for f in files]
+        futures = [client.submit(dask_task, str(f), quiet, threads, str(dirs[f]), pure=False) for f in files]
         with tqdm(total=len(files), disable=options.quiet, unit="image", desc="images") as bar:
             for fut in as_completed(futures):
                 try:
@@ -345,13 +301,15 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
     collected (the others still run), and one ``report.html`` is written when asked for."""
     options = options or SegmentOptions()
     reporter = reporter or Reporter(options.quiet)
-    files = expand_inputs(inputs)
+    found = find_inputs(inputs, options.recursive)
+    files = [f for f, _ in found]
+    dirs = plan_output_dirs(found, options.output_dir)  # collisions refused before anything is written
     check_options(options, files)
     kinds = parse_outputs(",".join(options.outputs) if options.outputs else DEFAULT_OUTPUTS)
     if options.dask and len(files) == 1 and slide_mode(files[0], options, make_segmenter(options), kinds):
         failures, reports = _run_dask_tiles(options, files[0], reporter, debug)
     elif options.dask:
-        failures, reports = _run_dask(options, files, reporter)
+        failures, reports = _run_dask(options, files, reporter, dirs)
     else:
         from tqdm import tqdm
 
@@ -361,7 +319,7 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
 
         def one(p: Path):
             try:
-                return process_one(p, options, seg, reporter, announced)
+                return process_one(p, options, seg, reporter, announced, outdir=dirs[p])
             finally:
                 bar.update(1)
 

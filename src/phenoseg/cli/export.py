@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phenoseg.batch import ensure_writable
+from phenoseg.io.inputs import ensure_writable
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phenoseg.batch import ensure_writable, image_stem, run_each
+from phenoseg.batch import run_each
 from phenoseg.cli.summary import finish, reporter
 from phenoseg.errors import PhenosegError
+from phenoseg.io.inputs import ensure_writable, image_stem
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser("segment", help="segment images; writes labels, GeoJSON, tables, overlays and a report")
     seg.add_argument("inputs", nargs="+", help="image files (PNG, JPEG, TIFF, OME-TIFF) or folders")
-    seg.add_argument("-o", "--output", help="output folder (default: a phenoseg/ folder next to each input)")
+    seg.add_argument("-o", "--output", help="output folder (default: a phenoseg/ folder next to each input); the "
+                                          "inputs' sub-folders are mirrored in it, so same-named files never collide")
+    seg.add_argument("--recursive", action="store_true",
+                     help="folders: also segment the images of their sub-folders (plate / well layouts)")
     seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
     seg.add_argument("--pixel-size", type=positive_float, help="µm per pixel of the inputs (overrides metadata)")
     seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--minutes", type=positive_float, help="time budget (default: until --steps)")
     tr.add_argument("--steps", type=int, help="stop after this many optimiser steps")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     tr.add_argument("--init", help="start from this model's weights (bundled name or folder): fine-tuning")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--crop", type=int, default=192)

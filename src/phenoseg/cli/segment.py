@@ -17,7 +17,7 @@ def options_from(args: argparse.Namespace) -> SegmentOptions:
         regions=args.regions, seed_threshold=args.seed_threshold, mask_threshold=args.mask_threshold,
         min_area=args.min_area, channels=args.channels, tile_size=args.tile_size,
         tissue_mask=not args.no_tissue_mask, restart=args.restart, dask=args.dask, workers=args.workers,
-        threads_per_task=args.threads_per_task, quiet=args.quiet)
+        threads_per_task=args.threads_per_task, quiet=args.quiet, recursive=args.recursive)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,6 +61,7 @@ class TrainOptions:
     grow: bool = False
     targets: list[str] | None = None  # None: every target the datasets have labels for
     separate_decoders: bool = False  # one decoder per target instead of one shared
+    overwrite: bool = False  # replace a model already in ``out`` (else refused unless resuming)
 
 
 class CropStream(torch.utils.data.IterableDataset):
@@ -171,8 +172,17 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
 
 def _train(opts: TrainOptions, device: torch.device) -> dict:
     out = Path(opts.out)
+    if opts.resume and opts.overwrite:
+        raise PhenosegError("resume= continues the model in out=, overwrite= replaces it: choose one")
     if opts.resume:
         check_resumable(out)
+    elif out.exists() and any(out.iterdir()) and not opts.overwrite:
+        raise PhenosegError(f"out={out}: the folder is not empty (a model is there?); pass resume= to continue "
+                            "its training or overwrite= to replace it")
+    elif opts.overwrite:
+        import shutil
+
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     gen = torch.Generator().manual_seed(opts.seed)
