@@ -294,7 +294,7 @@ def test_slide_honours_regions_and_says_what_it_cannot_write(tmp_path, slide05, 
     everything, left = centroids_x(tmp_path / "all"), centroids_x(tmp_path / "left")
     assert len(left) > 20 and (left < 300).all()
     assert abs(len(left) - int((everything < 300).sum())) <= 2
-    from phenoseg.inference.tiling import object_centroids
+    from phenoseg.phenotype.table import object_centroids
 
     area, _, cx = object_centroids(read_labels_level(tmp_path / "left" / "he.ome.zarr"))
     assert (cx[area > 0][1:] + 0.5 < 300).all()  # the label image holds the same objects

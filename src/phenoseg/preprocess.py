@@ -57,7 +57,8 @@ def normalise_with(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
     """A (C, H, W) array normalised by its own percentile bounds (float32)."""
-    return normalise_with(data.astype(np.float32, copy=False), *percentile_bounds(data, low, high))
+    x = np.ascontiguousarray(data, dtype=np.float32)
+    return normalise_with(x, *percentile_bounds(x, low, high))
 
 
 @dataclass
@@ -75,9 +76,10 @@ def prepare(data: np.ndarray, pixel_size_um: float, model_pixel_size_um: float,
             bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Prepared:
     """Normalise a (C, Y, X) image (with ``bounds`` when given, else its own percentiles) and resample it to
     the model's pixel size. Used by inference, training data, benchmarks and slides alike."""
-    lo, hi = bounds if bounds is not None else percentile_bounds(data, *percentiles)
+    x = np.ascontiguousarray(data, dtype=np.float32)  # converted once, for the statistics and the scaling
+    lo, hi = bounds if bounds is not None else percentile_bounds(x, *percentiles)
     factor = float(pixel_size_um) / float(model_pixel_size_um)
-    normalised = normalise_with(data.astype(np.float32, copy=False), lo, hi)
+    normalised = normalise_with(x, lo, hi)
     return Prepared(resample_image(normalised, factor), factor, np.asarray(lo), np.asarray(hi))
 
 

@@ -25,13 +25,14 @@ from shapely.geometry import box
 
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.tile_sources import TileJob, local_results
-from phenoseg.inference.tiling import Tile, object_centroids, owned_objects, paste_owned, plan_tiles
+from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.regions import points_in_shape, read_region_shape
 from phenoseg.io.slide import Slide, open_slide
 from phenoseg.outputs.slide import ObjectWriter, finish_outputs
+from phenoseg.phenotype.table import object_centroids
 from phenoseg.preprocess import percentile_bounds, resample_to
 
 STATE_VERSION = 1

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phenoseg.phenotype.table import object_centroids
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -76,16 +78,6 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int = 1
             tissue = True if has_tissue is None else has_tissue(ry0, ry1, rx0, rx1)
             tiles.append(Tile(r, cy0, cy1, cx0, cx1, ry0, ry1, rx0, rx1, tissue))
     return tiles
-
-
-def object_centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(area, centroid y, centroid x) of labels 0..n, indexed by label (NaN centroids for absent labels)."""
-    n = int(labels.max(initial=0))
-    lab = labels.astype(np.int64).ravel()
-    area = np.bincount(lab, minlength=n + 1)
-    yy, xx = np.divmod(np.arange(lab.size), labels.shape[1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return area, np.bincount(lab, yy, n + 1) / area, np.bincount(lab, xx, n + 1) / area
 
 
 def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int]) -> np.ndarray:

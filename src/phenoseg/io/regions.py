@@ -80,20 +80,16 @@ def read_regions(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
 
 def keep_in_regions(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Zero every object whose centroid lies outside ``mask`` (labels keep their values)."""
-    lab = labels.astype(np.int64)
-    n = int(lab.max(initial=0))
-    if n == 0:
+    from phenoseg.phenotype.table import object_centroids
+
+    if int(labels.max(initial=0)) == 0:
         return labels
-    h, w = lab.shape
-    yy, xx = np.indices((h, w))
-    area = np.bincount(lab.ravel(), minlength=n + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(lab.ravel(), yy.ravel(), n + 1) / area
-        cx = np.bincount(lab.ravel(), xx.ravel(), n + 1) / area
-    ok = np.zeros(n + 1, bool)
+    h, w = labels.shape
+    area, cy, cx = object_centroids(labels)
+    ok = np.zeros(area.size, bool)
     present = area > 0
     iy = np.clip(np.nan_to_num(cy).round().astype(int), 0, h - 1)
     ix = np.clip(np.nan_to_num(cx).round().astype(int), 0, w - 1)
     ok[present] = mask[iy[present], ix[present]]
     ok[0] = False
-    return np.where(ok[lab], labels, 0).astype(labels.dtype)
+    return np.where(ok[labels.astype(np.int64)], labels, 0).astype(labels.dtype)

@@ -88,13 +88,11 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         table = object_table(main, target, scores)
         context = PassContext(image.data, paired, objects.pixel_size_um, image.channel_names)
         run_passes(table, context, [MeasurePass(), *passes])
-    if "geojson" in kinds:
-        if target == "cells":
-            written.append(write_geojson(outdir / f"{stem}.geojson", main, "cell", table.scores_by_label(),
-                                         table_properties(table), paired["nuclei"]))
-        else:
-            written.append(write_geojson(outdir / f"{stem}.geojson", main, "detection", table.scores_by_label(),
-                                         table_properties(table)))
+    if "geojson" in kinds:  # cells carry their nucleus as nucleusGeometry
+        cell = target == "cells"
+        written.append(write_geojson(outdir / f"{stem}.geojson", main, "cell" if cell else "detection",
+                                     table.scores_by_label(), table_properties(table),
+                                     paired["nuclei"] if cell else None))
     if "csv" in kinds:
         written.append(write_csv(outdir / f"{stem}_measurements.csv", table))
     if "anndata" in kinds:

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage as ndi
 
-from phenoseg.phenotype.measurements import Measurements
+from phenoseg.phenotype.measurements import Measurements, measure
 
 
 @dataclass
@@ -70,6 +70,17 @@ class ObjectTable:
         return out
 
 
+def object_centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(area, centroid y, centroid x) of labels 0..max, indexed by label (NaN centroids for absent labels);
+    one pass of ``bincount`` over the pixels."""
+    n = int(labels.max(initial=0))
+    lab = labels.astype(np.int64, copy=False).ravel()
+    area = np.bincount(lab, minlength=n + 1)
+    yy, xx = np.divmod(np.arange(lab.size), labels.shape[-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return area, np.bincount(lab, yy, n + 1) / area, np.bincount(lab, xx, n + 1) / area
+
+
 def object_table(labels: np.ndarray, target: str, scores: np.ndarray | None = None,
                  offset: tuple[float, float] = (0.0, 0.0)) -> ObjectTable:
     """The table of every object of ``labels``; ``scores[i]`` is the score of label i + 1; ``offset`` (y, x)
@@ -80,15 +91,8 @@ def object_table(labels: np.ndarray, target: str, scores: np.ndarray | None = No
     bbox = np.array([[s.start for s in slices[i - 1]] + [s.stop for s in slices[i - 1]] for i in ids],
                     np.float64).reshape(-1, 4)
     if ids.size:
-        flat = lab.ravel().astype(np.int64, copy=False)
-        n = int(ids.max()) + 1
-        area = np.bincount(flat, minlength=n)[ids]
-        # row / column sums without materialising coordinate images
-        rows = np.bincount(flat, np.broadcast_to(np.arange(lab.shape[0], dtype=np.float64)[:, None], lab.shape)
-                           .ravel(), n)[ids]
-        cols = np.bincount(flat, np.broadcast_to(np.arange(lab.shape[1], dtype=np.float64)[None, :], lab.shape)
-                           .ravel(), n)[ids]
-        cy, cx = rows / area, cols / area
+        _, cy, cx = object_centroids(lab)
+        cy, cx = cy[ids], cx[ids]
     else:
         cy = cx = np.zeros(0)
     score = np.full(ids.size, np.nan)
@@ -133,8 +137,6 @@ class MeasurePass:
     needs_all_objects: bool = False
 
     def __call__(self, table: ObjectTable, context: PassContext) -> None:
-        from phenoseg.phenotype.measurements import measure
-
         nuclei = context.labels.get("nuclei")
         cells = context.labels.get("cells")
         main = context.labels[table.target]
