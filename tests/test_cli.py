@@ -161,3 +161,12 @@ def test_plate_layout_outputs_never_collide(capsys, tmp_path, rgb_tiff, model_di
     code, _, err = run(capsys, "segment", plate / "A01", "-o", tmp_path / "out3", "--model", model_dir)
     assert code == 2 and "would write the same outputs" in err
     assert not (tmp_path / "out3").exists()
+
+
+def test_flags_that_cannot_apply_are_refused(capsys, tmp_path, rgb_tiff, model_dir):
+    code, _, err = run(capsys, "segment", rgb_tiff, "--recursive", "-o", tmp_path / "o", "--model", model_dir)
+    assert code == 2 and "--recursive" in err
+    truth = tmp_path / "t"
+    truth.mkdir()
+    code, _, err = run(capsys, "evaluate", "--pred", truth, "--truth", truth, "--target", "cells")
+    assert code == 2 and "--target" in err

@@ -167,3 +167,16 @@ def test_bioimageio_package_of_two_targets(two_target, tmp_path, capsys):
     channel_axis = rdf["outputs"][0]["axes"][1]
     assert channel_axis["channel_names"] == ["nuclei", "cells"]
     assert np.load(out / "test_output.npy").shape[1] == 2
+
+
+def test_separate_decoders_cannot_apply_to_a_shared_decoder_model(tmp_path, dataset_dir, capsys):
+    from phenoseg.cli import main
+    from phenoseg.models.config import ModelConfig
+    from phenoseg.models.instanseg import build_instanseg
+    from phenoseg.models.zoo import save_model
+
+    shared = save_model(build_instanseg(ModelConfig(name="shared", targets=["nuclei", "cells"], widths=[8, 16])),
+                        tmp_path / "shared")
+    code = main(["train", "--data", str(dataset_dir), "--out", str(tmp_path / "m"), "--steps", "1", "--init",
+                 str(shared), "--separate-decoders", "--quiet"])
+    assert code == 2 and "--separate-decoders" in capsys.readouterr().err

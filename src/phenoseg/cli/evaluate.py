@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pred or args.truth:
         if not (args.pred and args.truth):
             raise PhenosegError("evaluate needs both --pred and --truth (or --model with --data)")
+        unused = [f for f, v in (("--model", args.model), ("--data", args.data), ("--target", args.target),
+                                 ("--tta", args.tta), ("--pixel-size", args.pixel_size)) if v]
+        if unused:
+            raise PhenosegError(f"{', '.join(unused)} apply with --model and --data, not to --pred / --truth")
         pred_dir, truth_dir = Path(args.pred), Path(args.truth)
         for d in (pred_dir, truth_dir):
             if not d.is_dir():

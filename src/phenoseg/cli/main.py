@@ -20,7 +20,7 @@ FLAGS = {
     "mask_threshold": "--mask-threshold", "min_area": "--min-area", "outputs": "--outputs", "dask": "--dask",
     "workers": "--workers", "threads_per_task": "--threads-per-task", "axes": "--axes", "init": "--init",
     "grow": "--grow", "resume": "--resume", "targets": "--targets", "data_pixel_size": "--data-pixel-size",
-    "out": "--out", "overwrite": "--overwrite",
+    "out": "--out", "overwrite": "--overwrite", "recursive": "--recursive",
 }
 _PARAM = re.compile(r"\b(" + "|".join(FLAGS) + r")=")
 

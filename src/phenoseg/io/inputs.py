@@ -33,11 +33,13 @@ def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) ->
     """(input, its folder relative to what was given) for every input: files as given (``.``), folders
     expanded to their images (sorted; with ``recursive`` those of sub-folders too, relative to the folder
     given), globs expanded (relative to the pattern's folder before its first wildcard)."""
+    if recursive and not any(Path(str(i)).is_dir() or _is_glob(str(i)) for i in inputs):
+        raise PhenosegError("recursive= applies to folders (and globs); none of the inputs is one")
     out: list[tuple[Path, Path]] = []
     for item in inputs:
         text = str(item)
         p = Path(text)
-        if not p.exists() and any(ch in text for ch in "*?["):
+        if _is_glob(text):
             base = Path(*[part for part in _until_magic(Path(text).parts)]) if Path(text).parts else Path(".")
             for m in sorted(glob.glob(text, recursive=recursive)):
                 f = Path(m)
@@ -49,6 +51,11 @@ def find_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) ->
         else:
             out.append((p, Path(".")))
     return out
+
+
+def _is_glob(text: str) -> bool:
+    """A pattern rather than a path (it does not exist and holds a wildcard)."""
+    return not Path(text).exists() and any(ch in text for ch in "*?[")
 
 
 def _until_magic(parts: tuple[str, ...]) -> list[str]:

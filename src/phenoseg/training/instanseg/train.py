@@ -148,8 +148,6 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
         blocks_per_level=opts.blocks_per_level, decoder_groups=[[t] for t in targets] if opts.separate_decoders
         else None,
     )
-    for pp in config.postprocess.values():
-        pp.window = opts.window
     base = None
     if opts.init:  # fine-tune: start from a model's weights and architecture
         base = load_model(opts.init)
@@ -159,14 +157,17 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
         if opts.targets and list(opts.targets) != list(bc.targets):
             raise PhenosegError(f"init={opts.init}: predicts {', '.join(bc.targets)}, targets= asks for "
                                 f"{', '.join(opts.targets)}")
+        if opts.separate_decoders and bc.target_groups() != [[t] for t in bc.targets]:
+            raise PhenosegError(f"init={opts.init}: its targets share one decoder; --separate-decoders cannot apply "
+                                "to a model trained that way")
         config.targets, config.decoder_groups, config.adaptor = list(bc.targets), bc.decoder_groups, bc.adaptor
         config.postprocess = copy.deepcopy(bc.postprocess)
-        for pp in config.postprocess.values():
-            pp.window = opts.window
         if not opts.grow:  # plain fine-tuning keeps the architecture; --grow takes widths / blocks from opts
             config.widths, config.blocks_per_level = list(bc.widths), bc.blocks_per_level
         config.dim_positional, config.dim_conditional = bc.dim_positional, bc.dim_conditional
         config.mlp_hidden = bc.mlp_hidden
+    for pp in config.postprocess.values():
+        pp.window = opts.window
     return config, base
 
 
