@@ -18,7 +18,8 @@ class _ChannelsLast(nn.Module):
 
 
 def frozen_network(net: InstanSegNet) -> nn.Module:
-    """The backbone + heads as a frozen TorchScript module in channels-last layout (BatchNorm folded).
+    """The network (adaptor, encoder, decoders, heads) as a frozen channels-last TorchScript module (BatchNorm
+    folded).
 
     Falls back to the eager module if scripting fails (for example on an unusual custom build).
     """

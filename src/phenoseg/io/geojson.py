@@ -96,8 +96,8 @@ def table_properties(table) -> dict[int, dict]:
     under QuPath's names, then every column a per-object pass added."""
     props = table.measurements.per_object() if table.measurements is not None else {}
     if table.columns:
-        for label in table.ids.tolist():
-            props.setdefault(label, {}).update(table.column_values(label))
+        for label, extra in table.column_rows().items():
+            props.setdefault(label, {}).update(extra)
     return props
 
 

@@ -46,20 +46,11 @@ class ObjectTable:
             raise ValueError(f"column '{name}' has {arr.shape[:1]} values for {len(self)} objects")
         self.columns[name] = arr
 
-    def column_values(self, label: int) -> dict[str, float | str]:
-        """The added columns of the object with id ``label`` (for GeoJSON properties)."""
-        row = self.row_of().get(int(label))
-        if row is None:
-            return {}
-        out: dict[str, float | str] = {}
-        for name, values in self.columns.items():
-            v = values[row]
-            out[name] = v.item() if hasattr(v, "item") else v
-        return out
-
-    def row_of(self) -> dict[int, int]:
-        """id → row."""
-        return {int(i): r for r, i in enumerate(self.ids.tolist())}
+    def column_rows(self) -> dict[int, dict[str, float | str]]:
+        """id → the added columns of that object (for GeoJSON properties), built in one pass."""
+        names = list(self.columns)
+        values = [self.columns[n].tolist() for n in names]  # Python scalars, JSON-serialisable
+        return {label: {n: v[r] for n, v in zip(names, values)} for r, label in enumerate(self.ids.tolist())}
 
     def scores_by_label(self) -> np.ndarray:
         """Scores indexed by label − 1 (NaN for ids without a row), as the GeoJSON writer takes them."""
