@@ -21,7 +21,8 @@ from phenoseg.inference.onnx_backend import OnnxNetwork
 from phenoseg.inference.optimise import count_flops, frozen_network
 from phenoseg.inference.segmenter import Segmenter
 from phenoseg.models.zoo import load_model
-from phenoseg.preprocess import pad_to_multiple, percentile_normalise, resample_image
+from phenoseg.normalise import percentile_normalise
+from phenoseg.preprocess import pad_to_multiple, resample_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg"
 SIZE = 2048

@@ -75,7 +75,10 @@ def test_wrong_channel_count_and_unknown_model(capsys, tmp_path, model_dir):
     gray = tmp_path / "gray.tif"
     tifffile.imwrite(gray, np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8),
                      resolution=(2e4, 2e4), resolutionunit="CENTIMETER")
-    code, _, err = run(capsys, "segment", gray, "-o", tmp_path / "o", "--model", model_dir)
+    two = tmp_path / "two.tif"  # 2 channels cannot go into an RGB model (a grey image can: copied into R, G, B)
+    tifffile.imwrite(two, np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8),
+                     resolution=(2e4, 2e4), resolutionunit="CENTIMETER", metadata={"axes": "CYX"})
+    code, _, err = run(capsys, "segment", two, "-o", tmp_path / "o", "--model", model_dir)
     assert code == 1 and "expects 3 channel" in err
     code, _, err = run(capsys, "segment", gray, "-o", tmp_path / "o", "--model", "no_such_model")
     assert code == 1 and "no model 'no_such_model'" in err

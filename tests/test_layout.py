@@ -15,7 +15,8 @@ ROOT = Path(phenoseg.__file__).resolve().parent
 FOUNDATION = {
     "phenoseg.errors": set(),
     "phenoseg.devices": {"phenoseg.errors"},
-    "phenoseg.preprocess": set(),
+    "phenoseg.normalise": set(),
+    "phenoseg.preprocess": {"phenoseg.normalise"},
     "phenoseg.io.atomic": set(),
     "phenoseg.io.datasets": {"phenoseg.errors"},
 }

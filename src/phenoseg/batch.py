@@ -38,7 +38,9 @@ class SegmentOptions:
     seed_threshold: float | None = None
     mask_threshold: float | None = None
     min_area: int | None = None
-    channels: str | list | None = None
+    channels: str | list | None = None  # channels to segment on (None: chosen from the image)
+    measure_channels: str | list | None = None  # channels to measure (None: every channel)
+    axes: str | None = None  # the files' axes when their metadata is wrong or missing ("CYX", "YXC", ...)
     tile_size: int | None = None
     tissue_mask: bool = True
     restart: bool = False
@@ -130,10 +132,7 @@ def slide_mode(path: Path, options: SegmentOptions, seg, kinds: list[str]) -> bo
         px = options.pixel_size_um or slide.pixel_size_um
         channels = channel_indices(slide.channel_names, options.channels, str(path))
         n = len(channels) if channels is not None else slide.n_channels
-        try:
-            model_px = seg.model_for(n).config.pixel_size_um
-        except PhenosegError:
-            return False  # the in-memory path reports the mismatch
+        model_px = seg.model_pixel_size(n)
         scale = (px / model_px) if px else 1.0
         h, w = slide.shape_yx
         return max(h, w) * scale > segmenter_module.AUTO_TILE + 80
@@ -144,37 +143,43 @@ def process_one(path: Path, options: SegmentOptions, seg, reporter: Reporter, an
     """Segment one input and write its outputs into ``outdir`` (default: as :func:`plan_output_dirs` says
     for this input alone); returns its report entry (or None). ``executor`` runs a slide's tiles elsewhere."""
     from phenoseg.inference.segmenter import to_image
+    from phenoseg.io.channels import select_channels
     from phenoseg.outputs.image import ObjectSet, write_image_outputs
 
     kinds = parse_outputs(",".join(options.outputs)) if options.outputs else parse_outputs(DEFAULT_OUTPUTS)
     outdir = outdir if outdir is not None else plan_output_dirs([(path, Path("."))], options.output_dir)[path]
     ensure_writable(outdir)
     if slide_mode(path, options, seg, kinds):
-        return _process_slide(path, options, seg, reporter, outdir, kinds, executor)
-    image = to_image(path, channels=options.channels)
-    result = seg.segment(image, options.pixel_size_um, **options.thresholds(), tile_size=options.tile_size)
-    if options.model == "auto" and result.model not in announced:
-        announced.add(result.model)
-        kind = "RGB" if image.data.shape[0] == 3 else f"{image.data.shape[0]}-channel"
-        reporter.say(f"using bundled model '{result.model}' for {kind} images (choose another with model=)")
-    objects = ObjectSet(result.labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"])
-    written, report = write_image_outputs(objects, image, image_stem(path), outdir, kinds,
-                                          Path(options.regions) if options.regions else None,
-                                          passes=options.passes)
-    counts = ", ".join(f"{len(t)} {k}" for k, t in result.tables.items())
-    reporter.say(f"{path}: {counts} (model {result.model}, {result.pixel_size_um:g} µm/px, "
-                 f"{result.timings['total_s']:.1f} s) → {', '.join(str(w) for w in written)}")
+        return _process_slide(path, options, seg, reporter, outdir, kinds, executor, announced)
+    image = to_image(path, options.axes)  # all channels: segmented on the chosen ones, measured on all
+    result = seg.segment(image, options.pixel_size_um, channels=options.channels, **options.thresholds(),
+                         tile_size=options.tile_size)
+    if result.choice and result.choice not in announced:  # once per run for each kind of decision
+        announced.add(result.choice)
+        reporter.say(f"{result.choice} (override with model= / channels=)")
+    measured = select_channels(image, options.measure_channels)
+    objects = ObjectSet(result.labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"],
+                        list(result.notes))
+    written, report, n = write_image_outputs(objects, measured, image_stem(path), outdir, kinds,
+                                             Path(options.regions) if options.regions else None,
+                                             passes=options.passes)
+    counts = ", ".join(f"{c} {k}" for k, c in n.items())
+    inside = " inside the regions" if options.regions else ""
+    notes = "".join(f"; warning: {note}" for note in result.notes)
+    reporter.say(f"{path}: {counts}{inside} (model {result.model}, {result.pixel_size_um:g} µm/px, "
+                 f"{result.timings['total_s']:.1f} s){notes} → {', '.join(str(w) for w in written)}")
     return report
 
 
 def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter, outdir: Path, kinds: list[str],
-                   executor):
+                   executor, announced: set):
     from phenoseg.inference.slide_pipeline import SLIDE_TILE, SlideOptions, segment_slide
     from phenoseg.io.channels import channel_indices
     from phenoseg.io.slide import open_slide
 
     with open_slide(path) as slide:
         channels = channel_indices(slide.channel_names, options.channels, str(path))
+        measure = channel_indices(slide.channel_names, options.measure_channels, str(path))
     if options.outputs is None:
         outs = list(DEFAULT_SLIDE_OUTPUTS)
     else:
@@ -187,10 +192,14 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
             raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
     opts = SlideOptions(tile=options.tile_size or SLIDE_TILE, tissue_mask=options.tissue_mask, outputs=outs,
-                        pixel_size_um=options.pixel_size_um, channels=channels, progress=not options.quiet,
+                        pixel_size_um=options.pixel_size_um, channels=channels, measure_channels=measure,
+                        progress=not options.quiet,
                         resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes),
                         regions=str(options.regions) if options.regions else None)
     res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
+    if res.choice and res.choice not in announced:
+        announced.add(res.choice)
+        reporter.say(f"{res.choice} (override with model= / channels=)")
     extra = f", resumed at tile row {res.resumed_from_row}" if res.resumed_from_row else ""
     counts = ", ".join(f"{n} {t}" for t, n in res.n_objects.items())
     reporter.say(f"{path}: {counts} in {res.tiles} tiles ({res.tiles_skipped} skipped: no tissue or outside the "

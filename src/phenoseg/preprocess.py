@@ -1,5 +1,5 @@
-"""Preparing images for a model (foundation: imports nothing of phenoseg): percentile normalisation (one
-implementation, bounds computed once per image or slide), resampling between an image's grid and a model's
+"""Preparing images for a model (foundation: imports only :mod:`phenoseg.normalise`): robust normalisation
+(statistics computed once per image or slide), resampling between an image's grid and a model's
 pixel size, padding, and labels back to the input's grid."""
 
 from __future__ import annotations
@@ -10,55 +10,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-
-def percentile_bounds_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (low, high) percentiles (float64) of a (C, H, W) tensor: the one normalisation statistic.
-
-    Taken on every ``H // 1024``-th row and ``W // 1024``-th column (at most ~1 M samples per channel);
-    a constant channel gets ``hi = lo + 1``. TorchScript-compatible (the exported pipeline uses it)."""
-    h, w = x.shape[-2], x.shape[-1]
-    sample = x[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(x.shape[0], -1).to(torch.float64)
-    q = torch.tensor([low / 100.0, high / 100.0], dtype=torch.float64, device=x.device)
-    bounds = torch.quantile(sample, q, dim=1)
-    lo, hi = bounds[0], bounds[1]
-    hi = torch.where(hi <= lo, lo + 1.0, hi)
-    return lo, hi
-
-
-def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """(x − lo) / (hi − lo) per channel in float32 (bounds rounded once from float64): the one formula used
-    by whole images, slide tiles, training data and the exported pipeline alike."""
-    scale = (1.0 / (hi.to(torch.float64) - lo.to(torch.float64))).to(torch.float32)
-    lo32 = lo.to(torch.float32)
-    return (x.to(torch.float32) - lo32[:, None, None]) * scale[:, None, None]
-
-
-def percentile_normalise_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9) -> torch.Tensor:
-    """A (C, H, W) tensor normalised by its own percentile bounds (TorchScript-compatible)."""
-    lo, hi = percentile_bounds_tensor(x, low, high)
-    return scale_channels(x, lo, hi)
-
-
-def percentile_bounds(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`percentile_bounds_tensor` of a (C, H, W) array, as float64 arrays: computed once per image or
-    slide (from its thumbnail), then applied to every tile with :func:`normalise_with`."""
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    lo, hi = percentile_bounds_tensor(t, low, high)
-    return lo.numpy(), hi.numpy()
-
-
-def normalise_with(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(x − lo) / (hi − lo) per channel of a (C, H, W) array, float32 (:func:`scale_channels`)."""
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    lo_t, hi_t = torch.from_numpy(np.asarray(lo, np.float64)), torch.from_numpy(np.asarray(hi, np.float64))
-    return scale_channels(t, lo_t, hi_t).numpy()
-
-
-def percentile_normalise(data: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
-    """A (C, H, W) array normalised by its own percentile bounds (float32)."""
-    x = np.ascontiguousarray(data, dtype=np.float32)
-    return normalise_with(x, *percentile_bounds(x, low, high))
+from phenoseg.normalise import normalisation_stats, normalise_with
 
 
 @dataclass
@@ -67,20 +19,18 @@ class Prepared:
 
     data: np.ndarray  # (C, h, w) float32
     factor: float  # model px per input px (input pixel size / model pixel size)
-    lo: np.ndarray
-    hi: np.ndarray
+    stats: np.ndarray  # (5, C) normalisation statistics (phenoseg.normalise.STAT_ROWS)
 
 
 def prepare(data: np.ndarray, pixel_size_um: float, model_pixel_size_um: float,
             percentiles: tuple[float, float] | list[float] = (0.1, 99.9),
-            bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Prepared:
-    """Normalise a (C, Y, X) image (with ``bounds`` when given, else its own percentiles) and resample it to
-    the model's pixel size. Used by inference, training data, benchmarks and slides alike."""
+            stats: np.ndarray | None = None) -> Prepared:
+    """Normalise a (C, Y, X) image (with ``stats`` when given, else its own; see :mod:`phenoseg.normalise`)
+    and resample it to the model's pixel size. Used by inference, training data, benchmarks and slides alike."""
     x = np.ascontiguousarray(data, dtype=np.float32)  # converted once, for the statistics and the scaling
-    lo, hi = bounds if bounds is not None else percentile_bounds(x, *percentiles)
+    stats = stats if stats is not None else normalisation_stats(x, *percentiles)
     factor = float(pixel_size_um) / float(model_pixel_size_um)
-    normalised = normalise_with(x, lo, hi)
-    return Prepared(resample_image(normalised, factor), factor, np.asarray(lo), np.asarray(hi))
+    return Prepared(resample_image(normalise_with(x, stats), factor), factor, np.asarray(stats))
 
 
 def resample_image(data: np.ndarray, factor: float) -> np.ndarray:

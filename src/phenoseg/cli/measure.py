@@ -33,9 +33,11 @@ def run(args: argparse.Namespace) -> int:
             if lab.shape != image.shape_yx:
                 raise PhenosegError(f"--{target}: label image {lab.shape} does not match the image {image.shape_yx}")
         px = args.pixel_size or image.pixel_size_um
-        written, report = write_image_outputs(ObjectSet(labels, {}, "", px), image, image_stem(p), outdir, kinds,
-                                              Path(args.regions) if args.regions else None, write_label_images=False)
-        rep.say(f"{p}: measured {report.n_objects if report else ''} objects → {', '.join(map(str, written))}")
+        written, report, counts = write_image_outputs(ObjectSet(labels, {}, "", px), image, image_stem(p), outdir,
+                                                      kinds, Path(args.regions) if args.regions else None,
+                                                      write_label_images=False)
+        measured = ", ".join(f"{n} {t}" for t, n in counts.items())
+        rep.say(f"{p}: measured {measured} → {', '.join(map(str, written))}")
         return report
 
     failures, reports = run_each([path], process, rep, args.debug)

@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--backend", default="torch", choices=["torch", "onnx", "auto"],
                      help="network runtime on the CPU: torch, onnx (ONNX Runtime, ~3x faster; pip install "
                           "'phenoseg[onnx]'), or auto (onnx when installed)")
-    seg.add_argument("--channels", help="channels to use, by name or 0-based index, comma-separated "
-                     "(e.g. DAPI, or 0 for the first)")
+    seg.add_argument("--channels", help="channels to segment on, by name or 0-based index, comma-separated "
+                     "(e.g. DAPI, or 0 for the first; default: chosen from the image and said in one line)")
+    seg.add_argument("--measure-channels", help="channels to measure (default: every channel of the image)")
+    seg.add_argument("--axes", help="the input files' axes when their metadata is wrong or missing, one letter per "
+                                    "dimension (C channels, Y, X), e.g. CYX or YXC")
     seg.add_argument("--tile-size", type=int, help="process in tiles of N px (at model resolution); "
                      "automatic above 2048 px, where OUTDIR/<stem>.ome.zarr replaces the label TIFF")
     seg.add_argument("--no-tissue-mask", action="store_true",

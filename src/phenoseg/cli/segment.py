@@ -15,7 +15,8 @@ def options_from(args: argparse.Namespace) -> SegmentOptions:
         backend=args.backend, tta=args.tta,
         outputs=[k.strip() for k in args.outputs.split(",") if k.strip()] if args.outputs is not None else None,
         regions=args.regions, seed_threshold=args.seed_threshold, mask_threshold=args.mask_threshold,
-        min_area=args.min_area, channels=args.channels, tile_size=args.tile_size,
+        min_area=args.min_area, channels=args.channels, measure_channels=args.measure_channels, axes=args.axes,
+        tile_size=args.tile_size,
         tissue_mask=not args.no_tissue_mask, restart=args.restart, dask=args.dask, workers=args.workers,
         threads_per_task=args.threads_per_task, quiet=args.quiet, recursive=args.recursive)
 

@@ -15,7 +15,8 @@ from torch import nn
 from phenoseg.inference.runner import build_decoder
 from phenoseg.io.atomic import atomic_write
 from phenoseg.models.instanseg import InstanSegNet
-from phenoseg.preprocess import pad_to_multiple, percentile_normalise_tensor
+from phenoseg.normalise import normalisation_stats_tensor, normalise_tensor
+from phenoseg.preprocess import pad_to_multiple
 
 
 class InstanSegPipeline(nn.Module):
@@ -53,13 +54,18 @@ class InstanSegPipeline(nn.Module):
         if h < 16 or w < 16:
             raise ValueError("the image is too small (at least 16 x 16 pixels)")
         x = x.to(torch.float32)
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("the image contains NaN or infinite values")
+        valid = torch.isfinite(x).all(dim=1)  # (B, H, W): NaN / inf pixels are outside the image
+        if not bool(valid.flatten(1).any(dim=1).all()):
+            raise ValueError("an image has no finite pixel (all NaN or infinite)")
         if normalise:
-            x = torch.stack([percentile_normalise_tensor(x[i], self.low, self.high) for i in range(x.shape[0])])
+            x = torch.stack([normalise_tensor(x[i], normalisation_stats_tensor(x[i], self.low, self.high))
+                             for i in range(x.shape[0])])
+        elif not bool(valid.all()):
+            raise ValueError("the image contains NaN or infinite values (pass normalise=True to treat them as outside)")
         x, _ = pad_to_multiple(x, self.stride, self.stride * 2)
         raw = self.net(x)[:, :, :h, :w]
-        return self.decoder(raw, seed_threshold, mask_threshold, min_area)
+        labels = self.decoder(raw, seed_threshold, mask_threshold, min_area)
+        return labels * valid[:, None].to(labels.dtype)
 
 
 def export_torchscript(net: InstanSegNet, path: str | os.PathLike) -> Path:

@@ -13,8 +13,10 @@ import torch
 
 from phenoseg.devices import pick_device
 from phenoseg.errors import PhenosegError
+from phenoseg.inference.choice import choose, fit
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
+from phenoseg.inference.plausibility import drop_outside, is_blank, missing_pixels, plausibility_notes
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.inference.tiling import TileFunction, segment_tiled
 from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
@@ -43,6 +45,8 @@ class SegmentationResult:
     pixel_size_um: float
     timings: dict[str, float] = field(default_factory=dict)
     tables: dict[str, ObjectTable] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what looks implausible (or was missing), one line each
+    choice: str = ""  # how the model / channels were chosen for this image ("" when the image fit as it was)
 
 
 def choose_model_name(n_channels: int) -> str:
@@ -68,9 +72,7 @@ def to_image(image: Image | np.ndarray | str | os.PathLike, axes: str | None = N
     """A path, an :class:`Image` or an array (see :func:`phenoseg.io.channels.as_cyx`) as an Image with the
     chosen channels."""
     if isinstance(image, (str, os.PathLike)):
-        if axes is not None:
-            raise PhenosegError("axes= applies to arrays; a file's axes come from its metadata")
-        image = read_image(image)
+        image = read_image(image, axes)
     elif isinstance(image, np.ndarray):
         image = image_from_array(image, axes)
     elif not isinstance(image, Image):
@@ -104,22 +106,51 @@ class Segmenter:
         self._cache: dict[str, InstanSegNet] = {}
         self._fast: dict[int, object] = {}
 
+    def load(self, name: str | os.PathLike | InstanSegNet) -> InstanSegNet:
+        """A network by name or folder (loaded once, then cached)."""
+        if isinstance(name, InstanSegNet):
+            return name.to(self.device).eval()
+        key = str(name)
+        if key not in self._cache:
+            self._cache[key] = load_model(key, self.device)
+        return self._cache[key]
+
     def model_for(self, n_channels: int) -> InstanSegNet:
-        """The network used for an image with ``n_channels`` channels (loaded once, then cached)."""
-        if isinstance(self.model_arg, InstanSegNet):
-            net = self.model_arg.to(self.device).eval()
-        else:
-            name = str(self.model_arg)
-            if name == "auto":
-                name = choose_model_name(n_channels)
-            if name not in self._cache:
-                self._cache[name] = load_model(name, self.device)
-            net = self._cache[name]
+        """The network used for an image with ``n_channels`` channels once its channels are chosen (with
+        "auto": 3 → brightfield, 1 → fluorescence)."""
+        auto = not isinstance(self.model_arg, InstanSegNet) and str(self.model_arg) == "auto"
+        net = self.load(choose_model_name(n_channels) if auto else self.model_arg)
         if not net.config.accepts(n_channels):
             raise PhenosegError(
                 f"model '{net.config.name}' expects {net.config.in_channels} channel(s), the image has {n_channels}"
             )
         return net
+
+    def choose_channels(self, names: list[str], data: np.ndarray, rgb: bool
+                        ) -> tuple[InstanSegNet, list[int] | None, str]:
+        """The network for an image with these channels (``data``: the image or its thumbnail), the channel
+        indices it reads (None: all) and how they were chosen (one line; "" when the image fit as it was).
+        See :mod:`phenoseg.inference.choice`."""
+        if not isinstance(self.model_arg, InstanSegNet) and str(self.model_arg) == "auto":
+            c = choose(names, data, rgb, bundled_model_dirs())
+            return self.load(c.model), c.channels, f"model '{c.model}': {c.reason}"
+        net = self.load(self.model_arg)
+        cfg = net.config
+        c = fit(names, data, rgb, cfg.in_channels, cfg.name, cfg.accepts(len(names)))
+        return net, c.channels, c.reason
+
+    def fit_image(self, image: Image) -> tuple[InstanSegNet, Image, str]:
+        """The network for ``image``, the image with the channels it reads, and how they were chosen."""
+        net, channels, reason = self.choose_channels(image.channel_names, image.data, image.rgb)
+        return net, (select_channels(image, channels) if channels is not None else image), reason
+
+    def model_pixel_size(self, n_channels: int) -> float:
+        """The µm/px the network for an ``n_channels`` image works at (with "auto": the finest bundled one)."""
+        if not isinstance(self.model_arg, InstanSegNet) and str(self.model_arg) == "auto":
+            from phenoseg.models.zoo import read_config
+
+            return min(read_config(d).pixel_size_um for d in bundled_model_dirs().values())
+        return self.load(self.model_arg).config.pixel_size_um
 
     def runtime(self, net: InstanSegNet, n_pixels: int):
         """A faster equivalent of ``net`` on the CPU (built once): ONNX Runtime with the onnx backend, else
@@ -167,6 +198,15 @@ class Segmenter:
 
         return run
 
+    def blank_result(self, image: Image, cfg, px: float, t0: float, choice: str = "") -> SegmentationResult:
+        """0 objects for a blank (constant) field, without running the network."""
+        empty = np.zeros(image.shape_yx, np.uint32)
+        labels = {t: empty.copy() for t in cfg.targets}
+        scores = {t: np.zeros(0, np.float32) for t in cfg.targets}
+        tables = {t: object_table(labels[t], t, scores[t]) for t in cfg.targets}
+        return SegmentationResult(labels, scores, cfg.name, px, {"total_s": time.perf_counter() - t0}, tables,
+                                  ["blank field (every pixel has one value): 0 objects"], choice)
+
     def segment(
         self,
         image: Image | np.ndarray | str | os.PathLike,
@@ -194,7 +234,7 @@ class Segmenter:
         image = to_image(image, axes, channels)
         timings = {"read_s": time.perf_counter() - t0}
         px = pixel_size_um or image.pixel_size_um
-        net = self.model_for(image.data.shape[0])
+        net, image, choice = self.fit_image(image)
         cfg = net.config
         if pixel_size_um is not None and not pixel_size_um > 0:
             raise PhenosegError(f"pixel_size_um={pixel_size_um}: must be a positive number (µm per pixel)")
@@ -205,6 +245,9 @@ class Segmenter:
             )
         if tile_size is not None and tile_size < 64:
             raise PhenosegError(f"tile_size={tile_size}: must be at least 64 px")
+        invalid = missing_pixels(image.data)
+        if is_blank(image.data, invalid):  # a blank field is a result (0 objects), not a failure
+            return self.blank_result(image, cfg, float(px), t0, choice)
         t1 = time.perf_counter()
         data = prepare(image.data, px, cfg.pixel_size_um, cfg.norm_percentiles).data
         if min(data.shape[-2:]) < 8:
@@ -226,8 +269,15 @@ class Segmenter:
         shape = image.shape_yx
         out_labels, out_scores, tables = {}, {}, {}
         for i, target in enumerate(cfg.targets):
-            out_labels[target] = upsample_labels(labels[i], shape).astype(np.uint32)
-            out_scores[target] = np.asarray(scores[i])
-            tables[target] = object_table(out_labels[target], target, out_scores[target])
+            lab = upsample_labels(labels[i], shape).astype(np.uint32)
+            sc = np.asarray(scores[i])
+            if invalid is not None:  # NaN / inf pixels are outside the image: no object there
+                lab, sc = drop_outside(lab, sc, invalid)
+            out_labels[target], out_scores[target] = lab, sc
+            tables[target] = object_table(lab, target, sc)
         timings.update(resize_s=time.perf_counter() - t4, total_s=time.perf_counter() - t0)
-        return SegmentationResult(out_labels, out_scores, cfg.name, float(px), timings, tables)
+        valid = int(invalid.size - invalid.sum()) if invalid is not None else shape[0] * shape[1]
+        notes = plausibility_notes(tables, out_labels, float(px), cfg.object_stats, valid)
+        if invalid is not None:
+            notes.insert(0, f"{invalid.mean():.1%} of the pixels are NaN / infinite: treated as outside the image")
+        return SegmentationResult(out_labels, out_scores, cfg.name, float(px), timings, tables, notes, choice)

@@ -11,6 +11,7 @@ the result of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,9 +32,10 @@ from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import LabelsWriter
 from phenoseg.io.regions import points_in_shape, read_region_shape
 from phenoseg.io.slide import Slide, open_slide
+from phenoseg.normalise import normalisation_stats
 from phenoseg.outputs.slide import ObjectWriter, finish_outputs
 from phenoseg.phenotype.table import object_centroids
-from phenoseg.preprocess import percentile_bounds, resample_to
+from phenoseg.preprocess import resample_to
 
 STATE_VERSION = 1
 SLIDE_TILE = 1536
@@ -51,7 +53,8 @@ class SlideOptions:
     tissue_mask: bool = True
     outputs: list[str] = field(default_factory=lambda: ["zarr", "geojson", "csv"])
     pixel_size_um: float | None = None
-    channels: list[int] | None = None
+    channels: list[int] | None = None  # segmented on (None: chosen from the thumbnail)
+    measure_channels: list[int] | None = None  # measured (None: every channel)
     progress: bool = True
     resume: bool = True
     chunk: int = 512
@@ -75,6 +78,7 @@ class SlideResult:
     resumed_from_row: int = 0
     model: str = ""
     pixel_size_um: float = 0.0
+    choice: str = ""  # how the model / channels were chosen ("" when given)
 
     @property
     def megapixels_per_second(self) -> float:
@@ -143,14 +147,19 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
     t_start = time.perf_counter()
     path, outdir = Path(path), Path(outdir)
     with open_slide(path) as slide:
-        names = slide.channel_names
-        if opts.channels is not None:
-            bad = [c for c in opts.channels if not 0 <= c < len(names)]
+        all_names = slide.channel_names
+        for given in (opts.channels, opts.measure_channels):
+            bad = [c for c in given or [] if not 0 <= c < len(all_names)]
             if bad:
-                raise PhenosegError(f"{path}: channels {bad} out of range (the slide has {len(names)})")
-            names = [names[c] for c in opts.channels]
+                raise PhenosegError(f"{path}: channels {bad} out of range (the slide has {len(all_names)})")
+        thumb_all, thumb_down = thumbnail(slide)
+        if opts.channels is not None:
+            net, choice = segmenter.model_for(len(opts.channels)), ""
+        else:  # chosen from the thumbnail as for an image in memory (names, background, empty channels)
+            net, chosen, choice = segmenter.choose_channels(all_names, thumb_all, slide.rgb)
+            opts = dataclasses.replace(opts, channels=chosen)
+        names = all_names if opts.measure_channels is None else [all_names[c] for c in opts.measure_channels]
         px0 = opts.pixel_size_um or slide.pixel_size_um
-        net = segmenter.model_for(len(names))
         cfg = net.config
         targets = list(cfg.targets)
         if not px0:
@@ -158,12 +167,10 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         grid = SlideGrid(slide, slide.choose_level(cfg.pixel_size_um, px0), px0, cfg.pixel_size_um)
         fp = _fingerprint(path, net, opts, grid, segmenter.tta)
 
-        thumb, thumb_down = thumbnail(slide)
-        if opts.channels is not None:
-            thumb = thumb[opts.channels]
+        thumb = thumb_all[opts.channels] if opts.channels is not None else thumb_all
         # once per slide, from the thumbnail (for an image small enough to be its own thumbnail, exactly
         # the statistics of an untiled run)
-        lo, hi = percentile_bounds(thumb, *cfg.norm_percentiles)
+        stats = normalisation_stats(thumb, *cfg.norm_percentiles)
         mask = tissue_mask(thumb, slide.rgb or cfg.modality == "brightfield") if opts.tissue_mask else None
         annotations = read_region_shape(opts.regions) if opts.regions else None
 
@@ -233,7 +240,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             if t.row >= state["row"]:
                 by_row.setdefault(t.row, []).append(t)
         tiles = [t for row_tiles in by_row.values() for t in row_tiles]
-        job = TileJob(str(path), grid, opts.channels, lo, hi)
+        job = TileJob(str(path), grid, opts.channels, stats, opts.measure_channels)
         if executor is None:
             run_tile = segmenter.tile_function(net, opts.thresholds, window * window)
             results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
@@ -306,4 +313,5 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                                 "level0_pixel_size_um": px0, "targets": targets})
         shutil.rmtree(work, ignore_errors=True)
         return SlideResult(dict(zip(targets, state["objects"])), files, len(plan), state["skipped"],
-                           time.perf_counter() - t_start, (H, W), grid.level, resumed_from, cfg.name, float(px0))
+                           time.perf_counter() - t_start, (H, W), grid.level, resumed_from, cfg.name, float(px0),
+                           choice)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phenoseg.inference.tiling import Tile
-from phenoseg.preprocess import normalise_with
+from phenoseg.normalise import normalise_with
 
 # (raw image, labels (T, h, w), [scores per target]) or None for a tile without tissue
 TileResult = tuple[np.ndarray, np.ndarray, list] | None
@@ -27,13 +27,15 @@ class TileJob:
     path: str
     grid: object  # slide_pipeline._Grid
     channels: list[int] | None
-    lo: np.ndarray
-    hi: np.ndarray
+    stats: np.ndarray  # (5, C) normalisation statistics of the slide (phenoseg.normalise)
+    measure: list[int] | None = None  # the channels measured (None: all)
 
     def load(self, slide, t: Tile) -> tuple[np.ndarray, np.ndarray]:
-        """(raw float32 tile, normalised tile)."""
-        raw = self.grid.read(slide, t.ry0, t.ry1, t.rx0, t.rx1, self.channels)
-        return raw, normalise_with(raw, self.lo, self.hi)
+        """(raw float32 tile of the measured channels, normalised tile of the segmented ones)."""
+        full = self.grid.read(slide, t.ry0, t.ry1, t.rx0, t.rx1, None)
+        seg = full[self.channels] if self.channels is not None else full
+        raw = full[self.measure] if self.measure is not None else full
+        return raw, normalise_with(seg, self.stats)
 
 
 def local_results(tiles: list[Tile], load: Callable, run_tile: Callable) -> Iterator[TileResult]:
@@ -76,7 +78,7 @@ def remote_tile(job: TileJob, tile: Tile, model: str, backend: str, thresholds: 
     key = (str(model), backend, tta)
     if key not in _CACHE:
         seg = Segmenter(model, device="cpu", backend=backend, tta=tta)
-        _CACHE[key] = (seg, seg.model_for(len(job.lo)))
+        _CACHE[key] = (seg, seg.model_for(job.stats.shape[1]))
     seg, net = _CACHE[key]
     if ("slide", job.path) not in _CACHE:
         _CACHE[("slide", job.path)] = open_slide(job.path)

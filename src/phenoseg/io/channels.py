@@ -44,8 +44,8 @@ def image_from_array(array: np.ndarray, axes: str | None = None, pixel_size_um: 
     data, rgb = as_cyx(array, axes)
     if data.dtype.kind not in "buif":
         raise PhenosegError(f"unsupported pixel type {data.dtype} (need integer or float pixels)")
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise PhenosegError("the image contains NaN or infinite values")
+    if data.dtype.kind == "f" and not np.isfinite(data).any():
+        raise PhenosegError("the image has no finite pixel (all NaN or infinite)")
     n = data.shape[0]
     names = list(channel_names) if channel_names else (["red", "green", "blue"] if rgb and n == 3
                                                        else [f"channel_{i}" for i in range(n)])

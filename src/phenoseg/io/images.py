@@ -37,15 +37,23 @@ def _check_values(data: np.ndarray, name: str) -> None:
         raise PhenosegError(f"{name}: unsupported pixel type {data.dtype} (need integer or float pixels)")
     if data.ndim != 3 or data.shape[1] < 8 or data.shape[2] < 8:
         raise PhenosegError(f"{name}: image of shape {data.shape} is too small or not 2D (need at least 8×8 px)")
-    if data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise PhenosegError(f"{name}: image contains NaN or infinite values")
-    if data.size and data.min() == data.max():
-        raise PhenosegError(f"{name}: image is constant (every pixel is {data.flat[0]}): nothing to segment")
+    if data.dtype.kind == "f" and not np.isfinite(data).any():
+        raise PhenosegError(f"{name}: image has no finite pixel (all NaN or infinite)")
+    # NaN / inf pixels (registered or stitched images) are outside the image; a constant image is a blank
+    # field: both are handled by the segmenter, not refused here
+
+
+UNKNOWN_AXES = "QI"  # tifffile's names for an axis it cannot name (a plain (C, Y, X) TIFF reads as QYX)
+MAX_UNNAMED_CHANNELS = 64
 
 
 def _to_cyx(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
-    """Arrange an array with tifffile-style axes (Y, X, C/S, Z, T, ...) as (C, Y, X)."""
+    """Arrange an array with tifffile-style axes (Y, X, C/S, Z, T, ...) as (C, Y, X). One unnamed axis (Q / I)
+    of at most 64 planes in an image without a channel axis is its channel axis."""
     axes = axes.upper()
+    unknown = [i for i, a in enumerate(axes) if a in UNKNOWN_AXES and arr.shape[i] > 1]
+    if not any(a in "CS" for a in axes) and len(unknown) == 1 and arr.shape[unknown[0]] <= MAX_UNNAMED_CHANNELS:
+        axes = axes[:unknown[0]] + "C" + axes[unknown[0] + 1:]
     keep = []
     for i, ax in enumerate(axes):
         if ax in "YX":
@@ -54,7 +62,8 @@ def _to_cyx(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
             keep.append(i)
         elif arr.shape[i] != 1:
             raise PhenosegError(
-                f"{name}: axis {ax} has {arr.shape[i]} planes; phenoseg segments 2D images (pass one plane)"
+                f"{name}: axis {ax} has {arr.shape[i]} planes; phenoseg segments 2D images (pass one plane, or "
+                f"axes= to say which axis holds the channels, e.g. {'C' + axes.replace(ax, '', 1)[-2:]!r})"
             )
     squeeze = tuple(i for i in range(arr.ndim) if i not in keep)
     arr = arr.squeeze(axis=squeeze) if squeeze else arr
@@ -74,8 +83,19 @@ def _to_cyx(arr: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(np.transpose(arr, order)), rgb
 
 
-def read_image(path: str | os.PathLike) -> Image:
-    """Read a 2D image as (C, Y, X). RGB(A) files give 3 channels (alpha dropped).
+def _file_axes(given: str | None, own: str, shape: tuple, name: str) -> str:
+    if given is None:
+        return own
+    axes = given.upper()
+    if len(axes) != len(shape) or not set(axes) <= set("CYXZTSQ") or "Y" not in axes or "X" not in axes:
+        raise PhenosegError(f"{name}: axes='{given}' does not describe its {len(shape)} dimensions {shape} "
+                            f"(the file says {own}; use C for channels, Y and X)")
+    return axes
+
+
+def read_image(path: str | os.PathLike, axes: str | None = None) -> Image:
+    """Read a 2D image as (C, Y, X). RGB(A) files give 3 channels (alpha dropped). ``axes`` (e.g. "CYX",
+    "YXC") overrides the file's own axes: one letter per dimension of its first series (C for channels).
 
     Raises :class:`PhenosegError` with a one-line reason for unreadable or unsupported files.
     """
@@ -95,7 +115,7 @@ def read_image(path: str | os.PathLike) -> Image:
             with tifffile.TiffFile(p) as tif:
                 series = tif.series[0]
                 arr = series.asarray()
-                data, rgb = _to_cyx(arr, series.axes, name)
+                data, rgb = _to_cyx(arr, _file_axes(axes, series.axes, arr.shape, name), name)
                 pixel_size = tiff_pixel_size(tif, tif.pages[0])
                 names = channel_names_from_tiff(tif, data.shape[0])
         else:
@@ -106,7 +126,7 @@ def read_image(path: str | os.PathLike) -> Image:
                 if im.mode in ("P", "LA", "RGBA", "CMYK", "YCbCr", "PA"):
                     im = im.convert("RGB")
                 arr = np.asarray(im)
-            data, rgb = _to_cyx(arr, "YXS" if arr.ndim == 3 else "YX", name)
+            data, rgb = _to_cyx(arr, _file_axes(axes, "YXS" if arr.ndim == 3 else "YX", arr.shape, name), name)
     except PhenosegError:
         raise
     except Exception as exc:  # corrupt files raise many different exception types

@@ -9,7 +9,7 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 
 from phenoseg.io.atomic import atomic_write
-from phenoseg.preprocess import percentile_normalise
+from phenoseg.normalise import percentile_normalise
 
 
 def display_rgb(data: np.ndarray) -> np.ndarray:

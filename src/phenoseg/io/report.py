@@ -36,6 +36,7 @@ class ImageReport:
     model: str = ""
     pixel_size_um: float | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # warnings and choices, shown with the image
 
 
 def thumbnail(data: np.ndarray, labels: np.ndarray, size: int = THUMB) -> bytes:
@@ -84,7 +85,8 @@ def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[st
     """The report's HTML."""
     rows = "".join(
         f"<tr><td>{html.escape(r.name)}</td><td>{r.n_objects}</td><td>{html.escape(r.model)}</td>"
-        f"<td>{'' if r.pixel_size_um is None else f'{r.pixel_size_um:g}'}</td><td>{r.seconds:.1f}</td></tr>"
+        f"<td>{'' if r.pixel_size_um is None else f'{r.pixel_size_um:g}'}</td><td>{r.seconds:.1f}</td>"
+        f"<td>{html.escape('; '.join(r.notes))}</td></tr>"
         for r in reports
     )
     sections = []
@@ -94,7 +96,8 @@ def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[st
         charts += "".join(svg_histogram(v, f"mean intensity: {k}") for k, v in list(r.intensities.items())[:4])
         sections.append(
             f'<section><h2>{html.escape(r.name)}</h2><p>{r.n_objects} objects</p>'
-            f'<img src="data:image/png;base64,{b64}" alt="{html.escape(r.name)} with outlines">'
+            + "".join(f'<p class="note">⚠ {html.escape(n)}</p>' for n in r.notes)
+            + f'<img src="data:image/png;base64,{b64}" alt="{html.escape(r.name)} with outlines">'
             f'<div class="charts">{charts}</div></section>'
         )
     fail = "".join(f"<li>{html.escape(n)}: {html.escape(m)}</li>" for n, m in failures)
@@ -103,14 +106,14 @@ def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[st
 <html lang="en"><head><meta charset="utf-8"><title>phenoseg report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}img{{max-width:100%;border:1px solid #999}}
-.charts svg{{margin:6px;border:1px solid #eee}}</style></head><body>
+.charts svg{{margin:6px;border:1px solid #eee}}.note{{color:#a40}}</style></head><body>
 <script>addEventListener("load", () => {{
   const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
   document.body.dataset.imagesLoaded = ok + "/" + document.images.length;
 }});</script>
 <h1>phenoseg report</h1>
 <p>{len(reports)} image(s), {total} objects{f', {len(failures)} failed' if failures else ''}.</p>
-<table><thead><tr><th>image</th><th>objects</th><th>model</th><th>µm/px</th><th>seconds</th></tr></thead>
+<table><thead><tr><th>image</th><th>objects</th><th>model</th><th>µm/px</th><th>seconds</th><th>notes</th></tr></thead>
 <tbody>{rows}</tbody></table>
 {'<h2>Failed inputs</h2><ul>' + fail + '</ul>' if fail else ''}
 <h2>Parameters</h2><pre>{html.escape(json.dumps(parameters, indent=2, default=str))}</pre>

@@ -70,6 +70,7 @@ class ModelConfig:
     postprocess: dict[str, PostprocessConfig] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    object_stats: dict[str, Any] = field(default_factory=dict)  # per target: training areas / densities
     license: str = "Apache-2.0"
 
     def __post_init__(self) -> None:

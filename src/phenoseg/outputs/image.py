@@ -40,6 +40,7 @@ class ObjectSet:
     model: str = ""
     pixel_size_um: float | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # warnings / choices for the report
 
 
 def main_objects(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray]
@@ -61,7 +62,8 @@ def main_objects(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray]
 
 def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kinds: list[str],
                         regions: Path | None = None, write_label_images: bool = True, passes=()):
-    """Write the chosen outputs of one image; returns (files written, ImageReport or None).
+    """Write the chosen outputs of one image; returns (files written, ImageReport or None, objects per target
+    after the regions filter).
 
     The per-object table is built from the labels, the measure pass and then ``passes`` (each adding
     columns) run on it, and every table output (GeoJSON, CSV, AnnData, report) is written from it."""
@@ -106,5 +108,12 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         cols = m.qupath_columns()
         intens = {ch: m.intensity[m.main]["mean"][:, i] for i, ch in enumerate(m.channel_names)}
         report = ImageReport(stem, len(m.labels), thumbnail(image.data, main), cols[area_key], f"{m.unit}²",
-                             intens, objects.model, objects.pixel_size_um, objects.seconds)
-    return written, report
+                             intens, objects.model, objects.pixel_size_um, objects.seconds, list(objects.notes))
+    counts = {t: len(table) if table is not None and t == target else count_objects(paired.get(t, lab))
+              for t, lab in labels.items()}
+    return written, report, counts
+
+
+def count_objects(labels: np.ndarray) -> int:
+    """The number of distinct objects (non-zero labels) of a label image."""
+    return int(np.count_nonzero(np.bincount(labels.ravel())[1:])) if labels.size and labels.max() > 0 else 0
