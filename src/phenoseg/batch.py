@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.inputs import ensure_writable, find_inputs, image_stem, plan_output_dirs
+from phenoseg.io.inputs import ensure_writable, find_inputs, image_stem, missing_folders, plan_output_dirs, remove_empty
 from phenoseg.outputs.image import DEFAULT_OUTPUTS, parse_outputs
 
 SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv")
@@ -76,9 +76,12 @@ class Reporter:
         self.quiet, self.translate = quiet, translate
 
     def say(self, msg: str) -> None:
-        """A progress line (not with quiet)."""
+        """A progress line (not with quiet), on a line of its own even while a progress bar is drawn."""
         if not self.quiet:
-            print(self.translate(msg), flush=True)
+            from tqdm import tqdm
+
+            tqdm.write(self.translate(msg), file=sys.stdout)
+            sys.stdout.flush()
 
     def error(self, msg: str) -> None:
         """One failure, as it happens."""
@@ -142,13 +145,23 @@ def process_one(path: Path, options: SegmentOptions, seg, reporter: Reporter, an
                 executor=None, outdir: Path | None = None):
     """Segment one input and write its outputs into ``outdir`` (default: as :func:`plan_output_dirs` says
     for this input alone); returns its report entry (or None). ``executor`` runs a slide's tiles elsewhere."""
+    kinds = parse_outputs(",".join(options.outputs)) if options.outputs else parse_outputs(DEFAULT_OUTPUTS)
+    outdir = outdir if outdir is not None else plan_output_dirs([(path, Path("."))], options.output_dir)[path]
+    created = missing_folders(outdir)
+    ensure_writable(outdir)
+    try:
+        return _process(path, options, seg, reporter, announced, executor, outdir, kinds)
+    except BaseException:
+        remove_empty(created)  # a failed input leaves no empty output folder behind
+        raise
+
+
+def _process(path: Path, options: SegmentOptions, seg, reporter: Reporter, announced: set, executor, outdir: Path,
+             kinds: list[str]):
     from phenoseg.inference.segmenter import to_image
     from phenoseg.io.channels import select_channels
     from phenoseg.outputs.image import ObjectSet, write_image_outputs
 
-    kinds = parse_outputs(",".join(options.outputs)) if options.outputs else parse_outputs(DEFAULT_OUTPUTS)
-    outdir = outdir if outdir is not None else plan_output_dirs([(path, Path("."))], options.output_dir)[path]
-    ensure_writable(outdir)
     if slide_mode(path, options, seg, kinds):
         return _process_slide(path, options, seg, reporter, outdir, kinds, executor, announced)
     image = to_image(path, options.axes)  # all channels: segmented on the chosen ones, measured on all
@@ -182,6 +195,11 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
         measure = channel_indices(slide.channel_names, options.measure_channels, str(path))
     if options.outputs is None:
         outs = list(DEFAULT_SLIDE_OUTPUTS)
+        note = "whole-slide mode (large or pyramidal image, read in tiles)"
+        if note not in announced:  # the outputs differ from an image's: say so once
+            announced.add(note)
+            reporter.say(f"{note}: writes {', '.join(outs)} (an OME-Zarr instead of a label TIFF; no overlay or "
+                         "report); outputs= asks for others (labels for a label TIFF)")
     else:
         outs = [k for k in kinds if k in SLIDE_OUTPUTS]
         skipped = [k for k in kinds if k not in SLIDE_OUTPUTS]

@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print("no bundled models")
     for r in rows:
+        use = "" if r["commercial_use"] else " (non-commercial use only: trained on non-commercial data)"
         print(f"{r['name']:<24} {r['modality']:<13} {r['pixel_size_um']:g} µm/px  channels: {', '.join(r['channels'])}"
-              f"  targets: {', '.join(r['targets'])}")
+              f"  targets: {', '.join(r['targets'])}  weights licence: {r['license']}{use}")
     return 0

@@ -28,6 +28,16 @@ def dataset_pixel_sizes(items: list[str]) -> dict[str, float]:
     return out
 
 
+def package_version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("phenoseg")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 MEASURE_KINDS = ", ".join(k for k in OUTPUT_KINDS if k not in ("labels", "zarr"))
 
 
@@ -35,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="phenoseg", description="Find every nucleus and cell in microscopy images.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--version", action="version", version=f"phenoseg {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment images; writes labels, GeoJSON, tables, overlays and a report")
@@ -45,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folders: also segment the images of their sub-folders (plate / well layouts)")
     seg.add_argument("--model", default="auto", help="bundled model name or model folder (default: chosen per image)")
     seg.add_argument("--pixel-size", type=positive_float, help="µm per pixel of the inputs (overrides metadata)")
-    seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                     help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
     seg.add_argument("--outputs", default=None,
                      help=f"comma-separated, from {', '.join(OUTPUT_KINDS)} (default: {DEFAULT_OUTPUTS}; "
                           "for whole slides zarr,geojson,csv)")
@@ -81,14 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--truth", help="folder of ground-truth label images")
     ev.add_argument("--model", help="model to run on --data")
     ev.add_argument("--data", help="dataset folder (manifest layout)")
-    ev.add_argument("--split", default="val")
+    ev.add_argument("--split", default="val", help="with --data: the split to score (default val)")
     ev.add_argument("--target", help="with --model: the target to score (default: the one the model predicts and "
                                      "the dataset labels)")
     ev.add_argument("--pixel-size", type=positive_float, help="µm/px of the dataset's images when it has none")
-    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                    help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
     ev.add_argument("--tta", action="store_true", help="test-time augmentation when running --model")
     ev.add_argument("--json", help="write the scores as JSON here")
-    ev.add_argument("--quiet", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="print only errors and the scores")
 
     tr = sub.add_parser("train", help="train a model on datasets in the manifest layout")
     tr.add_argument("--data", nargs="+", required=True, help="dataset folders")
@@ -101,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     tr.add_argument("--init", help="start from this model's weights (bundled name or folder): fine-tuning")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--crop", type=int, default=192)
-    tr.add_argument("--batch", type=int, default=4)
-    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--seed", type=int, default=0, help="random seed (CPU runs are reproducible from it)")
+    tr.add_argument("--crop", type=int, default=192, help="training crop size in px at model resolution")
+    tr.add_argument("--batch", type=int, default=4, help="crops per optimiser step")
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     tr.add_argument("--targets", help="comma-separated targets to predict, e.g. nuclei,cells (default: every target "
                                       "the datasets have labels for: labels/ or labels_nuclei/ → nuclei, "
                                       "labels_cells/ → cells)")
@@ -120,15 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "to nucleus size and to pixel sizes that are a little off")
     tr.add_argument("--window", type=int, default=64, help="membership window (px at model resolution)")
     tr.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
-    tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"])
-    tr.add_argument("--name")
-    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    tr.add_argument("--modality", default="brightfield", choices=["brightfield", "fluorescence"],
+                    help="what the images are (brightfield turns on stain / colour augmentation)")
+    tr.add_argument("--name", help="the model's name (default: the --out folder's name)")
+    tr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                    help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
     tr.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     tr.add_argument("--workers", type=int, default=0,
                     help="data-loading processes (use several with a GPU; 0 = in the main process, reproducible)")
     tr.add_argument("--val-max-images", type=int, default=40, help="validation images per dataset")
     tr.add_argument("--no-tune", action="store_true", help="skip the final threshold search on validation images")
-    tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--json", help="also write the training summary as JSON here")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar; only the summary")
 
     me = sub.add_parser("measure", help="measure objects of existing label images (from any program)")
     me.add_argument("image", help="the image the labels belong to")
@@ -138,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("-o", "--output", required=True, help="output folder")
     me.add_argument("--outputs", default="csv", help=f"comma-separated, from {MEASURE_KINDS}")
     me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
-    me.add_argument("--quiet", action="store_true")
+    me.add_argument("--quiet", action="store_true", help="print only errors")
 
     ex = sub.add_parser("export", help="export a model (whole-pipeline TorchScript for LibTorch / QuPath)")
     ex.add_argument("--model", required=True, help="bundled model name or model folder")
-    ex.add_argument("--format", default="torchscript", choices=["torchscript", "bioimageio"])
+    ex.add_argument("--format", default="torchscript", choices=["torchscript", "bioimageio"],
+                    help="torchscript: one .pt file; bioimageio: a BioImage.IO 0.5 package")
     ex.add_argument("-o", "--output", required=True,
                     help="output: FILE.pt (torchscript), or a folder / FILE.zip (bioimageio)")
     ex.add_argument("--no-validate", action="store_true", help="bioimageio: skip bioimageio.spec validation")

@@ -38,6 +38,31 @@ def run(args: argparse.Namespace) -> int:
         targets=[t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None,
         separate_decoders=args.separate_decoders, overwrite=args.overwrite,
     )
-    summary = train(opts)
-    print(json.dumps(summary, indent=2))
+    try:
+        summary = train(opts)
+    except PhenosegError as exc:  # every training error points to the data layout
+        raise PhenosegError(f"{exc} (training data layout: {DATA_DOC})") from exc
+    if args.json:
+        from phenoseg.io.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(summary, indent=2) + "\n")
+    print(readable(summary))
     return 0
+
+
+DATA_DOC = "docs/training-data.md"
+
+
+def readable(summary: dict) -> str:
+    """The end-of-training summary, for a person: what was trained, on what, and how well."""
+    lines = [f"trained {summary['steps']} steps in {summary['minutes']} min on {summary['train_images']} images; "
+             f"validated on {summary['val_images']} images"
+             + (" held out from training" if summary.get("val_held_out_from_train") else "")]
+    scores = (summary.get("metrics") or {}).get("val_model_resolution") or {}
+    for key, m in scores.items():
+        lines.append(f"  {key}: F1@0.5 {m['f1@0.5']:.3f}, F1 averaged over IoU 0.5-0.95 {m['f1_mean']:.3f}, "
+                     f"PQ {m['pq']:.3f} ({m.get('n_true', '?')} objects)")
+    if scores:
+        lines.append("  (after choosing the thresholds on the validation images, at the model's pixel size)")
+    lines.append(f"model: {summary['out']} — use it with: phenoseg segment IMAGE --model {summary['out']}")
+    return "\n".join(lines)

@@ -15,6 +15,9 @@ import numpy as np
 from phenoseg.errors import PhenosegError
 from phenoseg.phenotype.table import ObjectTable
 
+PIXEL_SIZE_RANGE = (0.05, 5.0)  # µm/px: from 100× oil (~0.06) to 2× (~3.2) objectives
+MAX_UPSAMPLE = 4.0  # the model grid may be at most this many times finer than the input (linear)
+MAGNIFICATIONS = {2: 3.2, 4: 1.6, 5: 1.3, 10: 0.65, 20: 0.5, 40: 0.25, 60: 0.11, 63: 0.1, 100: 0.065}
 SIZE_MARGIN = 1.5  # a median area this factor beyond the training's 1st / 99th percentile is implausible
 DENSITY_MARGIN = 2.0  # a density this factor above the training's 99th percentile is implausible
 
@@ -53,6 +56,35 @@ def drop_outside(labels: np.ndarray, scores: np.ndarray, invalid: np.ndarray) ->
     return lut[labels], scores
 
 
+def check_pixel_size(pixel_size_um: float, model_pixel_size_um: float, shape_yx: tuple[int, int],
+                     where: str = "image") -> None:
+    """Refuse a pixel size no microscope gives, or one that would blow the image up more than 4× (linearly)
+    at the model's resolution, with a hint (a magnification given instead of a pixel size is recognised)."""
+    px = float(pixel_size_um)
+    hint = "µm per pixel, e.g. 0.25 for a 40× scan, 0.5 for 20×, 0.65 for a 10× camera"
+    if px in MAGNIFICATIONS:
+        hint += f"; if {px:g} is the objective's magnification, the pixel size is ~{MAGNIFICATIONS[px]:g}"
+    if not PIXEL_SIZE_RANGE[0] <= px <= PIXEL_SIZE_RANGE[1]:
+        raise PhenosegError(f"{where}: pixel size {px:g} µm/px is outside the plausible range "
+                            f"{PIXEL_SIZE_RANGE[0]:g}–{PIXEL_SIZE_RANGE[1]:g} ({hint})")
+    factor = px / model_pixel_size_um
+    if factor > MAX_UPSAMPLE:
+        h, w = shape_yx
+        mp = h * w * factor * factor / 1e6
+        raise PhenosegError(f"{where}: at {px:g} µm/px the image would be enlarged {factor:.1f}× to "
+                            f"{mp:.0f} megapixels for the model ({model_pixel_size_um:g} µm/px); check the pixel "
+                            f"size ({hint})")
+
+
+def work_estimate(shape_yx: tuple[int, int], factor: float, channels: int, targets: int) -> dict:
+    """What segmenting an image in memory will take: megapixels at model resolution and peak memory (GB:
+    the prepared image, the label maps at both resolutions and one network tile)."""
+    h, w = shape_yx
+    mp = h * w * factor * factor / 1e6
+    gb = mp * (4 * channels + 8 * targets) / 1e3 + h * w * 8 * targets / 1e9 + 1.0
+    return {"megapixels": mp, "memory_gb": gb}
+
+
 def object_statistics(label_maps: Iterable[tuple[np.ndarray, float]]) -> dict:
     """Percentiles (1, 50, 99) of object areas (µm²) and of image densities (objects per mm²) over
     (label image, µm/px) pairs: what a model's training data looked like."""
@@ -83,7 +115,7 @@ def plausibility_notes(tables: dict[str, ObjectTable], labels: dict[str, np.ndar
             continue
         stats = object_stats.get(target) or {}
         area = stats.get("area_um2") or []
-        if len(area) == 3 and len(table) >= 5:
+        if len(area) == 3:
             lab = labels[target]
             median = float(np.median(np.bincount(lab.ravel())[table.ids])) * pixel_size_um ** 2
             if median > area[2] * SIZE_MARGIN or median < area[0] / SIZE_MARGIN:

@@ -16,7 +16,14 @@ from phenoseg.errors import PhenosegError
 from phenoseg.inference.choice import choose, fit
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
-from phenoseg.inference.plausibility import drop_outside, is_blank, missing_pixels, plausibility_notes
+from phenoseg.inference.plausibility import (
+    check_pixel_size,
+    drop_outside,
+    is_blank,
+    missing_pixels,
+    plausibility_notes,
+    work_estimate,
+)
 from phenoseg.inference.runner import build_decoder, network_output
 from phenoseg.inference.tiling import TileFunction, segment_tiled
 from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
@@ -58,6 +65,14 @@ def choose_model_name(n_channels: int) -> str:
             f"(bundled: {', '.join(bundled_model_dirs()) or 'none'})"
         )
     return name
+
+
+def machine_memory_gb() -> float:
+    """This machine's physical memory (GB; infinite where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        return float("inf")
 
 
 def thresholds_dict(seed_threshold: float | None = None, mask_threshold: float | None = None,
@@ -243,6 +258,14 @@ class Segmenter:
                 f"{image.path or 'image'}: no pixel size in its metadata; pass pixel_size_um= "
                 f"(µm per pixel, e.g. 0.25 for a 40x scan, 0.5 for 20x; the model works at {cfg.pixel_size_um})"
             )
+        where = image.path or "image"
+        check_pixel_size(px, cfg.pixel_size_um, image.shape_yx,
+                         where if pixel_size_um else f"{where} (pixel size from its metadata; pass pixel_size_um=)")
+        need = work_estimate(image.shape_yx, px / cfg.pixel_size_um, image.data.shape[0], len(cfg.targets))
+        if need["memory_gb"] > machine_memory_gb():
+            raise PhenosegError(f"{where}: segmenting it in memory needs ~{need['memory_gb']:.0f} GB "
+                                f"({need['megapixels']:.0f} MP at the model's resolution), more than this machine has; "
+                                "save it as a (pyramidal) TIFF or OME-Zarr to stream it in tiles")
         if tile_size is not None and tile_size < 64:
             raise PhenosegError(f"tile_size={tile_size}: must be at least 64 px")
         invalid = missing_pixels(image.data)

@@ -25,6 +25,7 @@ import numpy as np
 from shapely.geometry import box
 
 from phenoseg.errors import PhenosegError
+from phenoseg.inference.plausibility import check_pixel_size
 from phenoseg.inference.tile_sources import TileJob, local_results
 from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
@@ -164,6 +165,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         targets = list(cfg.targets)
         if not px0:
             raise PhenosegError(f"{path}: no pixel size in its metadata; pass pixel_size_um= (µm per pixel)")
+        check_pixel_size(px0, cfg.pixel_size_um, slide.shape_yx, str(path))
         grid = SlideGrid(slide, slide.choose_level(cfg.pixel_size_um, px0), px0, cfg.pixel_size_um)
         fp = _fingerprint(path, net, opts, grid, segmenter.tta)
 

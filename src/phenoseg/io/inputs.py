@@ -112,6 +112,24 @@ def image_stem(path: Path) -> str:
     return path.stem
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    out, p = [], Path(folder).absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders of this list that are (now) empty, deepest first: what a failed input created."""
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
 def ensure_writable(folder: Path) -> None:
     """Create ``folder`` if needed and check that files can be written in it."""
     try:

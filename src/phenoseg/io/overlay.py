@@ -22,11 +22,22 @@ def display_rgb(data: np.ndarray) -> np.ndarray:
     return (np.moveaxis(norm, 0, -1) * 255).astype(np.uint8)
 
 
-def overlay(data: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int] = (255, 230, 0)) -> np.ndarray:
-    """RGB picture with the outlines of ``labels`` in ``colour``."""
+OUTLINE_COLOURS = ((255, 230, 0), (0, 255, 0), (0, 255, 255), (255, 0, 255))  # yellow, green, cyan, magenta
+
+
+def contrasting_colour(rgb: np.ndarray, where: np.ndarray) -> tuple[int, int, int]:
+    """The outline colour farthest from the image's colour where the outlines go (yellow on H&E's purple, cyan
+    on DAB's brown, ...)."""
+    pixels = rgb[where] if where.any() else rgb.reshape(-1, 3)
+    mean = pixels.reshape(-1, 3).mean(axis=0)
+    return max(OUTLINE_COLOURS, key=lambda c: float(((np.array(c) - mean) ** 2).sum()))
+
+
+def overlay(data: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int] | None = None) -> np.ndarray:
+    """RGB picture with the outlines of ``labels`` in ``colour`` (default: one that contrasts with the image)."""
     rgb = display_rgb(data)
     edges = find_boundaries(labels, mode="inner")
-    rgb[edges] = colour
+    rgb[edges] = colour if colour is not None else contrasting_colour(rgb, edges)
     return rgb
 
 

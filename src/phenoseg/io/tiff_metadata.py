@@ -39,6 +39,8 @@ def tiff_pixel_size(tif, page) -> float | None:
     unit = int(unit)
     if unit == 3:  # centimetre
         return 1e4 / px_per_unit
+    if unit in (4, 5):  # millimetre / micrometre (tifffile's RESUNIT extensions of the TIFF tag)
+        return (1e3 if unit == 4 else 1.0) / px_per_unit
     if unit == 2 and px_per_unit > 1000:  # inch; ignore screen-like 72/96/300 dpi values
         return 25400.0 / px_per_unit
     return None

@@ -111,7 +111,8 @@ def save_model(net: nn.Module, model_dir: str | os.PathLike) -> Path:
 
 
 def list_models() -> list[dict]:
-    """Summary of every bundled model: name, pixel size, channels, targets, modality, metrics."""
+    """Summary of every bundled model: name, pixel size, channels, targets, modality, metrics, the weights'
+    licence and whether it allows commercial use."""
     rows = []
     for name, d in bundled_model_dirs().items():
         cfg = read_config(d)
@@ -125,6 +126,8 @@ def list_models() -> list[dict]:
                 "description": cfg.description,
                 "path": str(d),
                 "metrics": cfg.metrics,
+                "license": cfg.license,
+                "commercial_use": not any(k in cfg.license.upper() for k in ("NC", "NON-COMMERCIAL")),
             }
         )
     return rows

@@ -128,6 +128,9 @@ def morphology(labels: np.ndarray) -> dict[str, np.ndarray]:
     ymax[present - 1] = _group_reduce(by, starts, np.maximum)
     xmin[present - 1] = _group_reduce(bx, starts, np.minimum)
     xmax[present - 1] = _group_reduce(bx, starts, np.maximum)
+    max_d, min_d = np.full(n, np.nan), np.full(n, np.nan)  # ids absent from the labels (gaps) stay NaN
+    max_d[present - 1] = widths[present - 1].max(axis=1)
+    min_d[present - 1] = widths[present - 1].min(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         bbox_area = (ymax - ymin + 1) * (xmax - xmin + 1)
         return {
@@ -138,8 +141,8 @@ def morphology(labels: np.ndarray) -> dict[str, np.ndarray]:
             "perimeter": perim,
             "circularity": np.clip(4 * np.pi * area / np.maximum(perim, 1e-9) ** 2, 0, 1),
             "solidity": np.clip(area / convex_area, 0, 1),
-            "max_diameter": np.nanmax(widths, axis=1) if n else np.zeros(0),
-            "min_diameter": np.nanmin(widths, axis=1) if n else np.zeros(0),
+            "max_diameter": max_d,
+            "min_diameter": min_d,
             "major_axis_length": major,
             "minor_axis_length": minor,
             "eccentricity": ecc,

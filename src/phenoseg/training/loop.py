@@ -79,8 +79,23 @@ def run_loop(objective: Objective, optimizer: torch.optim.Optimizer, opts: LoopO
     budget_s = opts.minutes * 60 if opts.minutes else None
     start = time.time() - info["elapsed_s"]
     last_val = time.time()
-    bar = tqdm(total=opts.max_steps, initial=info["step"], disable=opts.quiet, unit="step", dynamic_ncols=True)
+    # the bar counts what bounds the run: seconds of the time budget (with its ETA), else steps
+    timed = budget_s is not None
+    bar = tqdm(total=int(budget_s) if timed else opts.max_steps, initial=int(info["elapsed_s"]) if timed
+               else info["step"], disable=opts.quiet, unit="s" if timed else "step", dynamic_ncols=True,
+               desc="training", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+               if timed else None)
     run_loss = None
+    shown = int(info["elapsed_s"])
+
+    def advance() -> None:
+        nonlocal shown
+        if timed:
+            now = min(int(time.time() - start), int(budget_s))
+            bar.update(max(0, now - shown))
+            shown = max(shown, now)
+        else:
+            bar.update(1)
 
     def validate_and_save() -> None:
         score, details = objective.validate()
@@ -90,7 +105,8 @@ def run_loop(objective: Objective, optimizer: torch.optim.Optimizer, opts: LoopO
             objective.save_best(details, info["step"])
         info["elapsed_s"] = time.time() - start
         save_checkpoint(ckpt, objective.net, optimizer, info, objective.rng, objective.generator)
-        bar.set_postfix(loss=f"{run_loss or 0:.3f}", val=f"{score:.3f}", best=f"{info['best_score']:.3f}")
+        bar.set_postfix(step=info["step"], loss=f"{run_loss or 0:.3f}", val=f"{score:.3f}",
+                        best=f"{info['best_score']:.3f}")
         objective.net.train()
 
     objective.net.train()
@@ -111,8 +127,9 @@ def run_loop(objective: Objective, optimizer: torch.optim.Optimizer, opts: LoopO
         info["crops_seen"] += objective.batch_size
         lv = float(loss.detach())
         run_loss = lv if run_loss is None else 0.98 * run_loss + 0.02 * lv
-        bar.update(1)
-        bar.set_postfix(loss=f"{run_loss:.3f}", best=f"{info['best_score']:.3f}")
+        advance()
+        best = f"{info['best_score']:.3f}" if info["best_score"] >= 0 else "–"
+        bar.set_postfix(step=info["step"], loss=f"{run_loss:.3f}", best=best, refresh=False)
         if time.time() - last_val > opts.val_minutes * 60:
             validate_and_save()
             last_val = time.time()

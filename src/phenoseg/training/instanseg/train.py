@@ -194,7 +194,21 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
     train_samples = _load(opts, "train", channels, targets, None)
     val_samples = _load(opts, "val", channels, targets, opts.val_max_images)
     if not train_samples:
-        raise PhenosegError("no training images with labels found in the given datasets")
+        raise PhenosegError("no training images with labels found in the given datasets (their 'split' in "
+                            "manifest.json names none 'train', or no image has a label file)")
+    held_out = []
+    if not val_samples:  # no val split: hold out every 10th training image (at least one), and say so
+        if len(train_samples) < 2:
+            raise PhenosegError("the datasets have no 'val' split and a single training image: nothing to validate "
+                                "on (mark some images \"val\" in manifest.json)")
+        k = max(1, len(train_samples) // 10)
+        picks = set(range(len(train_samples) - 1, -1, -max(1, len(train_samples) // k))[:k])
+        val_samples = [s for i, s in enumerate(train_samples) if i in picks]
+        train_samples = [s for i, s in enumerate(train_samples) if i not in picks]
+        held_out = [f"{s.dataset}/{s.image_id}" for s in val_samples]
+        if not opts.quiet:
+            print(f"no 'val' split in the datasets: validating on {len(held_out)} of the training images, held out "
+                  f"from training ({', '.join(held_out[:5])}{', ...' if len(held_out) > 5 else ''})", flush=True)
     names = sorted({s.dataset for s in train_samples})
     net = build_instanseg(config).to(device)
     if base is not None and not opts.resume:
@@ -244,6 +258,10 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
+    best.config.training["images"] = {"train": len(train_samples), "val": len(val_samples),
+                                      "val_held_out_from_train": held_out}
     save_model(best, out)
     (out / "history.json").write_text(json.dumps(info["history"], indent=1))
-    return {"out": str(out), "best_score": info["best_score"], "steps": info["step"], "metrics": best.config.metrics}
+    return {"out": str(out), "selection_score_f1_mean": info["best_score"], "steps": info["step"],
+            "minutes": best.config.training["minutes"], "train_images": len(train_samples),
+            "val_images": len(val_samples), "val_held_out_from_train": held_out, "metrics": best.config.metrics}
