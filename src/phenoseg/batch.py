@@ -195,11 +195,6 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
         measure = channel_indices(slide.channel_names, options.measure_channels, str(path))
     if options.outputs is None:
         outs = list(DEFAULT_SLIDE_OUTPUTS)
-        note = "whole-slide mode (large or pyramidal image, read in tiles)"
-        if note not in announced:  # the outputs differ from an image's: say so once
-            announced.add(note)
-            reporter.say(f"{note}: writes {', '.join(outs)} (an OME-Zarr instead of a label TIFF; no overlay or "
-                         "report); outputs= asks for others (labels for a label TIFF)")
     else:
         outs = [k for k in kinds if k in SLIDE_OUTPUTS]
         skipped = [k for k in kinds if k not in SLIDE_OUTPUTS]
@@ -215,6 +210,11 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
                         resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes),
                         regions=str(options.regions) if options.regions else None)
     res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
+    note = "whole-slide mode (large or pyramidal image, read in tiles)"
+    if options.outputs is None and note not in announced:  # the outputs differ from an image's: say so once
+        announced.add(note)
+        reporter.say(f"{note}: writes {', '.join(outs)} (an OME-Zarr instead of a label TIFF; no overlay or "
+                     "report); outputs= asks for others (labels for a label TIFF)")
     if res.choice and res.choice not in announced:
         announced.add(res.choice)
         reporter.say(f"{res.choice} (override with model= / channels=)")
@@ -331,6 +331,7 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
     found = find_inputs(inputs, options.recursive)
     files = [f for f, _ in found]
     dirs = plan_output_dirs(found, options.output_dir)  # collisions refused before anything is written
+    created = missing_folders(Path(options.output_dir)) if options.output_dir else []
     check_options(options, files)
     kinds = parse_outputs(",".join(options.outputs) if options.outputs else DEFAULT_OUTPUTS)
     if options.dask and len(files) == 1 and slide_mode(files[0], options, make_segmenter(options), kinds):
@@ -352,6 +353,7 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
 
         failures, reports = run_each(files, one, reporter, debug)
         bar.close()
+    remove_empty(created)  # when every input failed, no empty output folder stays behind
     result = BatchResult(files, failures, reports)
     if reports and "report" in kinds:
         from phenoseg.io.report import write_report

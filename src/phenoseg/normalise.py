@@ -30,8 +30,41 @@ MAX_DESPECKLE = 0.01  # at most this share of pixels is despeckled (more is a br
 STAT_ROWS = ("lo", "hi", "lower", "upper", "fill")
 
 
-def _nan_where(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask, x, torch.full_like(x, float("nan")))
+def _quantile(v: torch.Tensor, q: float) -> torch.Tensor:
+    """Quantile ``q`` of a sorted 1-D tensor (linear interpolation, as :func:`torch.quantile`)."""
+    pos = q * (v.numel() - 1)
+    i = int(pos)
+    j = min(i + 1, v.numel() - 1)
+    return v[i] + (pos - i) * (v[j] - v[i])
+
+
+def _channel_stats(v: torch.Tensor, low: float, high: float, fence_high: float, fence_low: float,
+                   pile_fraction: float) -> torch.Tensor:
+    """The five statistics of one channel from its sorted finite samples ``v``: the trusted values are one
+    slice of ``v`` (piles and fenced-off values sit at its ends)."""
+    n = v.numel()
+    if n == 0:
+        return torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0], dtype=torch.float64, device=v.device)
+    pile = max(2.0, n * pile_fraction)
+    a, b = 0, n
+    n_small = int(torch.searchsorted(v, v[:1], right=True)[0])
+    n_big = n - int(torch.searchsorted(v, v[-1:], right=False)[0])
+    if n_small >= pile:
+        a = n_small
+    if n_big >= pile:
+        b = n - n_big
+    q1, q50, q99 = _quantile(v, 0.01), _quantile(v, 0.5), _quantile(v, 0.99)
+    upper_fence = (q99 + fence_high * (q99 - q50)).reshape(1)
+    lower_fence = (q1 - fence_low * (q50 - q1)).reshape(1)
+    b = min(b, int(torch.searchsorted(v, upper_fence, right=True)[0]))
+    a = max(a, int(torch.searchsorted(v, lower_fence, right=False)[0]))
+    if b <= a:  # e.g. a constant channel: every value is a pile
+        a, b = 0, n
+    t = v[a:b]
+    lo, hi, fill = _quantile(t, low / 100.0), _quantile(t, high / 100.0), _quantile(t, 0.5)
+    if not bool(hi > lo):
+        hi = lo + 1.0
+    return torch.stack([lo, hi, t[0], t[-1], fill])
 
 
 def normalisation_stats_tensor(x: torch.Tensor, low: float = 0.1, high: float = 99.9, fence_high: float = FENCE_HIGH,
@@ -42,33 +75,15 @@ def normalisation_stats_tensor(x: torch.Tensor, low: float = 0.1, high: float = 
     Taken on every ``H // 1024``-th row and ``W // 1024``-th column (at most ~1 M samples per channel). A
     constant channel gets ``hi = lo + 1``; a channel without a finite pixel gets 0 / 1."""
     h, w = x.shape[-2], x.shape[-1]
-    s = x[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(x.shape[0], -1).to(torch.float64)
-    finite = torch.isfinite(s)
-    s = _nan_where(finite, s)
-    n = finite.sum(dim=1)
-    big = torch.where(finite, s, torch.full_like(s, -float("inf"))).max(dim=1).values
-    small = torch.where(finite, s, torch.full_like(s, float("inf"))).min(dim=1).values
-    pile = torch.clamp(n.to(torch.float64) * pile_fraction, min=2.0)
-    pile_hi = (s == big[:, None]).sum(dim=1).to(torch.float64) >= pile
-    pile_lo = (s == small[:, None]).sum(dim=1).to(torch.float64) >= pile
-    bulk = torch.nanquantile(s, torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64, device=x.device), dim=1)
-    upper_fence = bulk[2] + fence_high * (bulk[2] - bulk[1])
-    lower_fence = bulk[0] - fence_low * (bulk[1] - bulk[0])
-    trusted = finite & (s <= upper_fence[:, None]) & (s >= lower_fence[:, None])
-    trusted = trusted & ~(pile_hi[:, None] & (s == big[:, None])) & ~(pile_lo[:, None] & (s == small[:, None]))
-    none = trusted.sum(dim=1) == 0  # e.g. a constant channel: every value is a pile
-    trusted = torch.where(none[:, None], finite, trusted)
-    t = _nan_where(trusted, s)
-    q = torch.tensor([low / 100.0, high / 100.0, 0.5], dtype=torch.float64, device=x.device)
-    lo, hi, fill = torch.nanquantile(t, q, dim=1).unbind(0)
-    lower = torch.where(trusted, s, torch.full_like(s, float("inf"))).min(dim=1).values
-    upper = torch.where(trusted, s, torch.full_like(s, -float("inf"))).max(dim=1).values
-    empty = n == 0
-    zero, one = torch.zeros_like(lo), torch.ones_like(lo)
-    lo, fill, lower = torch.where(empty, zero, lo), torch.where(empty, zero, fill), torch.where(empty, zero, lower)
-    upper = torch.where(empty, one, upper)
-    hi = torch.where(torch.isfinite(hi) & (hi > lo), hi, lo + 1.0)
-    return torch.stack([lo, hi, lower, upper, fill])
+    s = x[:, :: max(1, h // 1024), :: max(1, w // 1024)].reshape(x.shape[0], -1)
+    rows: list[torch.Tensor] = []
+    for c in range(s.shape[0]):
+        v = s[c]
+        if not bool(torch.isfinite(torch.amax(v) + torch.amin(v))):
+            v = v[torch.isfinite(v)]
+        v = torch.sort(v.to(torch.float32)).values.to(torch.float64)  # float32 sorts faster (images arrive as float32)
+        rows.append(_channel_stats(v, low, high, fence_high, fence_low, pile_fraction))
+    return torch.stack(rows, dim=1)
 
 
 def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -80,25 +95,28 @@ def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch
 
 def normalise_tensor(x: torch.Tensor, stats: torch.Tensor, max_despeckle: float = MAX_DESPECKLE) -> torch.Tensor:
     """A (C, H, W) tensor normalised with :func:`normalisation_stats_tensor` statistics, float32: missing
-    pixels filled, untrusted ones replaced by their 3 × 3 median and clamped, then scaled (TorchScript)."""
+    pixels filled, bright untrusted ones replaced by their 3 × 3 median, all clamped to the trusted range,
+    then scaled (TorchScript-compatible; ``x`` itself is left as it was)."""
     s32 = stats.to(torch.float32)
     lower, upper, fill = s32[2][:, None, None], s32[3][:, None, None], s32[4][:, None, None]
-    x = x.to(torch.float32)
-    x = torch.where(torch.isfinite(x), x, fill.expand_as(x))
-    hot = x > upper
-    n_hot = int(hot.sum())
-    if 0 < n_hot <= max_despeckle * x.numel():  # a few bright outliers (hot pixels): their 3 × 3 median
-        idx = hot.nonzero()
-        c, yy, xx = idx[:, 0], idx[:, 1], idx[:, 2]
-        padded = F.pad(x[None], [1, 1, 1, 1], mode="replicate")[0]
-        around: list[torch.Tensor] = []
-        for dy in range(3):
-            for dx in range(3):
-                around.append(padded[c, yy + dy, xx + dx])
-        x = x.clone()
-        x[c, yy, xx] = torch.stack(around).median(dim=0).values
-    x = torch.minimum(torch.maximum(x, lower), upper)
-    return scale_channels(x, stats[0], stats[1])
+    y = x.to(dtype=torch.float32, copy=True)
+    if x.is_floating_point() and not bool(torch.isfinite(torch.amax(y) + torch.amin(y))):  # NaN / inf somewhere
+        y = torch.where(torch.isfinite(y), y, fill.expand_as(y))
+    if bool((torch.amax(y, dim=(1, 2)) > s32[3]).any()):  # values above the trusted range: how many?
+        hot = y > upper
+        n_hot = int(torch.count_nonzero(hot))
+        if n_hot <= max_despeckle * y.numel():  # a few bright outliers (hot pixels): their 3 × 3 median
+            idx = hot.nonzero()
+            c, yy, xx = idx[:, 0], idx[:, 1], idx[:, 2]
+            padded = F.pad(y[None], [1, 1, 1, 1], mode="replicate")[0]
+            around: list[torch.Tensor] = []
+            for dy in range(3):
+                for dx in range(3):
+                    around.append(padded[c, yy + dy, xx + dx])
+            y[c, yy, xx] = torch.stack(around).median(dim=0).values
+    y = torch.clamp_(y, lower, upper)
+    scale = (1.0 / (stats[1] - stats[0])).to(torch.float32)[:, None, None]
+    return y.sub_(s32[0][:, None, None]).mul_(scale)
 
 
 def normalisation_stats(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
