@@ -22,6 +22,14 @@ from phenoseg.preprocess import pad_to_multiple
 class InstanSegPipeline(nn.Module):
     """forward(x (B, C, H, W) float at the model's pixel size) → labels (B, targets, H, W) int32.
 
+    The input contract: ``x`` is already at ``pixel_size_um`` µm/px (resample before calling; the module
+    does not know the image's pixel size), its C channels in the order of ``channel_names`` (RGB in 0–255
+    for brightfield, raw intensities for fluorescence), at least 16 × 16 px. With ``normalise=True`` (the
+    default) each image is normalised by its own robust percentiles (:mod:`phenoseg.normalise`) and
+    NaN / inf pixels count as outside it (label 0); with ``normalise=False`` ``x`` must be normalised and
+    finite. ``seed_threshold`` / ``mask_threshold`` / ``min_area`` override the model's postprocessing.
+    Output: labels per target in the order of ``targets``, 0 = background, ids from 1 per image and target.
+
     Attributes: ``pixel_size_um``, ``channel_names``, ``targets``, ``in_channels``, ``stride``.
     """
 
