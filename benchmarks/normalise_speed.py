@@ -40,8 +40,8 @@ def main() -> None:
         mp = x.shape[1] * x.shape[2] / 1e6
         pairs = []
         for _ in range(5):  # interleaved
-            a, _ = median_time(lambda: plain(x), repeats=1, warmup=0)
-            b, _ = median_time(lambda: normalise_with(x, normalisation_stats(x)), repeats=1, warmup=0)
+            a, _ = median_time(lambda x=x: plain(x), repeats=1, warmup=0)
+            b, _ = median_time(lambda x=x: normalise_with(x, normalisation_stats(x)), repeats=1, warmup=0)
             pairs.append((a, b))
         a = float(np.median([p[0] for p in pairs]))
         b = float(np.median([p[1] for p in pairs]))
