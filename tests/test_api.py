@@ -41,7 +41,7 @@ def test_array_layouts_give_the_same_labels(seg, rgb):
     with pytest.raises(PhenosegError, match="axes="):
         seg.segment(rgb, 0.5, axes="YX")
     # channels picked by name, in order
-    swapped = seg.segment(rgb[[2, 1, 0]], 0.5, channels=["channel_2", "channel_1", "channel_0"]).labels["nuclei"]
+    swapped = seg.segment(rgb[[2, 1, 0]], 0.5, channels=["Channel 3", "Channel 2", "Channel 1"]).labels["nuclei"]
     np.testing.assert_array_equal(swapped, ref)
 
 

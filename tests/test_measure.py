@@ -54,9 +54,10 @@ def test_intensities_match_regionprops(labels):
         np.testing.assert_allclose(stats["median"][row], np.median(vals, axis=1))
         np.testing.assert_allclose(stats["std"][row], vals.std(axis=1), rtol=1e-6)
     cols = m.qupath_columns()
-    assert "Nucleus: Area µm^2" in cols and "Nucleus: CD3: Std.Dev." in cols
+    # detections as QuPath names them: unprefixed, no stored centroid
+    assert "Area µm^2" in cols and "CD3: Std.Dev." in cols and not any(k.startswith("Centroid") for k in cols)
     first = regionprops(labels)[0]
-    assert cols["Nucleus: Area µm^2"][0] == pytest.approx(first.area * 0.25)
+    assert cols["Area µm^2"][0] == pytest.approx(first.area * 0.25)
 
 
 def cells_and_nuclei():
@@ -149,7 +150,7 @@ def test_measure_command_csv_anndata_geojson(tmp_path, capsys):
     with open(out / "img_measurements.csv") as fh:
         rows = list(csv.DictReader(fh))
     for col in ("CellID", "X_centroid", "Y_centroid", "Area", "MajorAxisLength", "Eccentricity", "Solidity",
-                "Extent", "Orientation", "channel_0"):
+                "Extent", "Orientation", "Channel 1"):
         assert col in rows[0]
         float(rows[0][col])
     import anndata

@@ -32,6 +32,7 @@ from phenoseg.io.images import Image, read_image
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
 from phenoseg.phenotype.table import ObjectTable, object_table
+from phenoseg.postprocess.fragments import keep_largest_parts
 from phenoseg.preprocess import prepare, upsample_labels
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
@@ -206,7 +207,8 @@ class Segmenter:
                 labels, scores = decoder.decode_tta(raws, [frame_matrix(k, f) for k, f in TRANSFORMS], **thresholds)
             else:
                 labels, scores = decoder.decode(raw, **thresholds)
-            out = labels[0].cpu().numpy(), [s.cpu().numpy() for s in scores[0]]
+            lab = labels[0].cpu().numpy()  # one piece per object (tiles and slides paste these)
+            out = np.stack([keep_largest_parts(x) for x in lab]), [s.cpu().numpy() for s in scores[0]]
             timings["network_s"] = timings.get("network_s", 0.0) + t1 - t0
             timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t1
             return out
@@ -292,7 +294,7 @@ class Segmenter:
         shape = image.shape_yx
         out_labels, out_scores, tables = {}, {}, {}
         for i, target in enumerate(cfg.targets):
-            lab = upsample_labels(labels[i], shape).astype(np.uint32)
+            lab = keep_largest_parts(upsample_labels(labels[i], shape).astype(np.uint32))
             sc = np.asarray(scores[i])
             if invalid is not None:  # NaN / inf pixels are outside the image: no object there
                 lab, sc = drop_outside(lab, sc, invalid)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.images import Image
+from phenoseg.io.images import Image, default_channel_names
 
 
 def as_cyx(array: np.ndarray, axes: str | None = None) -> tuple[np.ndarray, bool]:
@@ -47,8 +47,7 @@ def image_from_array(array: np.ndarray, axes: str | None = None, pixel_size_um: 
     if data.dtype.kind == "f" and not np.isfinite(data).any():
         raise PhenosegError("the image has no finite pixel (all NaN or infinite)")
     n = data.shape[0]
-    names = list(channel_names) if channel_names else (["red", "green", "blue"] if rgb and n == 3
-                                                       else [f"channel_{i}" for i in range(n)])
+    names = list(channel_names) if channel_names else default_channel_names(n, rgb)
     if len(names) != n:
         raise PhenosegError(f"channel_names has {len(names)} names for {n} channels")
     return Image(data=data, pixel_size_um=pixel_size_um, channel_names=names, rgb=rgb and n == 3)
@@ -64,8 +63,11 @@ def channel_indices(names: list[str], spec: str | Sequence[str | int] | None, wh
     picks = []
     for token in tokens:
         text = str(token)
+        folded = [n.casefold() for n in names]
         if text in names:
             picks.append(names.index(text))
+        elif text.casefold() in folded:  # "dapi" for "DAPI", "red" for "Red"
+            picks.append(folded.index(text.casefold()))
         elif text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
             picks.append(int(text) % len(names))
         else:

@@ -16,6 +16,11 @@ TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8"}
 SUPPORTED_SUFFIXES = PIL_SUFFIXES | TIFF_SUFFIXES
 
 
+def default_channel_names(n: int, rgb: bool = False) -> list[str]:
+    """Channel names as QuPath gives them: Red, Green, Blue for RGB, else Channel 1, Channel 2, ..."""
+    return ["Red", "Green", "Blue"] if rgb and n == 3 else [f"Channel {i + 1}" for i in range(n)]
+
+
 @dataclass
 class Image:
     """An image as (C, Y, X) with its pixel size (µm/px, None when unknown) and channel names."""
@@ -138,5 +143,5 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> Image:
     _check_values(data, name)
     if not names:
         n = data.shape[0]
-        names = ["red", "green", "blue"] if rgb and n == 3 else [f"channel_{i}" for i in range(n)]
+        names = default_channel_names(n, rgb)
     return Image(data=data, pixel_size_um=pixel_size, channel_names=names, path=name, rgb=rgb and data.shape[0] == 3)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from phenoseg.errors import PhenosegError
-from phenoseg.io.images import TIFF_SUFFIXES
+from phenoseg.io.images import TIFF_SUFFIXES, default_channel_names
 from phenoseg.io.tiff_metadata import channel_names_from_tiff, tiff_pixel_size
 
 SLIDE_SUFFIXES = TIFF_SUFFIXES | {".svs", ".ndpi", ".scn", ".zarr"}
@@ -159,7 +159,7 @@ def _open_tiff(p: Path) -> Slide:
         if rgb:
             n = 3
         names = channel_names_from_tiff(tif, n) or (
-            ["red", "green", "blue"] if rgb else [f"channel_{i}" for i in range(n)])
+            default_channel_names(n, rgb))
     except PhenosegError:
         tif.close()
         raise
@@ -194,7 +194,7 @@ def _open_tiffslide(p: Path) -> Slide:
             return np.asarray(ts.read_region(loc, _i, (x1 - x0, y1 - y0), as_array=True))
 
         levels.append(Level(reader, "YXS", int(h), int(w), float(mpp) * down if mpp else None))
-    return Slide(str(p), levels, ["red", "green", "blue"], True, [ts.close])
+    return Slide(str(p), levels, default_channel_names(3, True), True, [ts.close])
 
 
 def _open_ome_zarr(p: Path) -> Slide:
@@ -215,9 +215,9 @@ def _open_ome_zarr(p: Path) -> Slide:
             px = float(scale[ax.index("X")]) if scale else None
             levels.append(Level(arr, ax, arr.shape[ax.index("Y")], arr.shape[ax.index("X")], px))
         n = levels[0].array.shape[ax.index("C")] if "C" in ax else 1
-        names = [c.get("label", f"channel_{i}") for i, c in enumerate(ome.get("omero", {}).get("channels", []))]
+        names = [c.get("label", f"Channel {i + 1}") for i, c in enumerate(ome.get("omero", {}).get("channels", []))]
         if len(names) != n:
-            names = [f"channel_{i}" for i in range(n)]
+            names = default_channel_names(n)
         rgb = n == 3 and [s.lower() for s in names] == ["red", "green", "blue"]
     except PhenosegError:
         raise

@@ -49,28 +49,35 @@ MCMICRO_SHAPE = {  # column → morphology key (pixels, as MCMICRO writes them)
 
 
 def mcmicro_columns(m: Measurements) -> dict[str, np.ndarray]:
-    """CellID, X/Y centroid, one mean column per channel (main compartment), shape in pixels, then
-    every statistic of every compartment as ``<channel>_<compartment>_<stat>``."""
+    """The columns as MCMICRO's ``mcquant`` orders and names them: CellID, the mean of every channel in the
+    main compartment, the other statistics as ``<channel>_intensity_<stat>``, then X/Y centroid and the
+    shape (pixels). A cell table (one row per cell, its nucleus a compartment: one table instead of
+    mcquant's one per mask, so a cell and its nucleus stay on one row) adds the other compartments as
+    ``<channel>_<compartment>_intensity_<stat>`` and ``NucleusArea``."""
     main = m.morphology[m.main]
     cols: dict[str, np.ndarray] = {"CellID": m.labels}
     means = m.intensity[m.main]["mean"]
     for ci, ch in enumerate(m.channel_names):
         cols[ch] = means[:, ci]
+    for comp, stats in m.intensity.items():
+        part = "" if comp == m.main else f"{comp.lower()}_"
+        for stat in QUPATH_STAT:
+            if stat == "mean" and comp == m.main:
+                continue
+            for ci, ch in enumerate(m.channel_names):
+                cols[f"{ch}_{part}intensity_{stat}"] = stats[stat][:, ci]
     cols["X_centroid"] = main["centroid_x"]
     cols["Y_centroid"] = main["centroid_y"]
     for col, key in MCMICRO_SHAPE.items():
         cols[col] = main[key]
     if m.main == "Cell":
         cols["NucleusArea"] = m.morphology["Nucleus"]["area"]
-    for comp, stats in m.intensity.items():
-        for stat in QUPATH_STAT:
-            for ci, ch in enumerate(m.channel_names):
-                cols[f"{ch}_{comp.lower()}_{stat}"] = stats[stat][:, ci]
     return cols
 
 
 def csv_lines(cols: dict[str, np.ndarray]) -> list[list[str]]:
-    """Rows of a table as CSV fields: the id as an integer, numbers with 6 significant digits, text as is."""
+    """Rows of a table as CSV fields: the id as an integer, numbers with 9 significant digits (a float32
+    exactly; centroids of a 100,000 px slide to 1/1000 px), text as is."""
     names = list(cols)
     n = len(cols[names[0]]) if names else 0
     rows = []
@@ -78,7 +85,7 @@ def csv_lines(cols: dict[str, np.ndarray]) -> list[list[str]]:
         row = [str(int(cols[names[0]][i]))]
         for name in names[1:]:
             v = cols[name][i]
-            row.append(f"{float(v):.6g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            row.append(f"{float(v):.9g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
                        else str(v))
         rows.append(row)
     return rows

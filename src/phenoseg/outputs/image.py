@@ -104,7 +104,7 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
     report = None
     if "report" in kinds:
         m = table.measurements
-        area_key = f"{m.main}: Area {m.unit}^2"
+        area_key = m.area_column()
         cols = m.qupath_columns()
         intens = {ch: m.intensity[m.main]["mean"][:, i] for i, ch in enumerate(m.channel_names)}
         report = ImageReport(stem, len(m.labels), thumbnail(image.data, main), cols[area_key], f"{m.unit}²",

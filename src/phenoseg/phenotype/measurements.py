@@ -42,24 +42,31 @@ class Measurements:
         """Factor from pixels to the output unit for a quantity of length^power."""
         return (self.pixel_size_um or 1.0) ** power
 
+    def prefix(self, compartment: str) -> str:
+        """QuPath's measurement prefix: none for detections (one compartment), "Nucleus: " etc. for cells."""
+        return f"{compartment}: " if self.main == "Cell" else ""
+
+    def area_column(self) -> str:
+        """The name of the main compartment's area column."""
+        return f"{self.prefix(self.main)}Area {self.unit}^2"
+
     def qupath_columns(self) -> dict[str, np.ndarray]:
-        """Every measurement under QuPath's names (units µm when the pixel size is known)."""
+        """Every measurement under QuPath's names (units µm when the pixel size is known): detections
+        unprefixed (``Area µm^2``, ``DAPI: Mean``), cells per compartment (``Cell: Area µm^2``,
+        ``Nucleus: DAPI: Mean``). No centroids: QuPath computes them from the geometry."""
         u = self.unit
         cols: dict[str, np.ndarray] = {}
-        main = self.morphology[self.main]
-        cols[f"Centroid X {u}"] = (main["centroid_x"] + 0.5) * self.scale(1)
-        cols[f"Centroid Y {u}"] = (main["centroid_y"] + 0.5) * self.scale(1)
         for comp, m in self.morphology.items():
             for key, (name, power) in SHAPE_NAMES.items():
                 suffix = f" {u}^2" if power == 2 else (f" {u}" if power == 1 else "")
-                cols[f"{comp}: {name}{suffix}"] = m[key] * self.scale(power)
+                cols[f"{self.prefix(comp)}{name}{suffix}"] = m[key] * self.scale(power)
         if "Cell" in self.morphology and "Nucleus" in self.morphology:
             with np.errstate(invalid="ignore", divide="ignore"):
                 cols["Nucleus/Cell area ratio"] = self.morphology["Nucleus"]["area"] / self.morphology["Cell"]["area"]
         for comp, stats in self.intensity.items():
             for ci, ch in enumerate(self.channel_names):
                 for stat, name in QUPATH_STAT.items():
-                    cols[f"{comp}: {ch}: {name}"] = stats[stat][:, ci]
+                    cols[f"{self.prefix(comp)}{ch}: {name}"] = stats[stat][:, ci]
         return cols
 
     def per_object(self) -> dict[int, dict[str, float]]:

@@ -17,6 +17,7 @@ from phenoseg.evaluation.datasets import evaluate_samples, network_outputs, sele
 from phenoseg.evaluation.tuning import set_config_params, tune_decoder
 from phenoseg.inference.runner import build_decoder
 from phenoseg.io.datasets import dataset_targets, find_image_file, load_manifest
+from phenoseg.io.images import default_channel_names
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import build_instanseg
 from phenoseg.models.zoo import load_model, save_model
@@ -143,7 +144,7 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
     """The new model's config (and the --init model, or None)."""
     config = ModelConfig(
         name=opts.name or out.name, description=opts.description, in_channels=channels,
-        channel_names=["red", "green", "blue"] if channels == 3 else [f"channel_{i}" for i in range(channels)],
+        channel_names=default_channel_names(channels, channels == 3),
         modality=opts.modality, targets=targets, pixel_size_um=opts.pixel_size, widths=list(opts.widths),
         blocks_per_level=opts.blocks_per_level, decoder_groups=[[t] for t in targets] if opts.separate_decoders
         else None,
