@@ -177,10 +177,29 @@ def test_output_readable_by_ome_zarr(tmp_path, seg, slide05):
     segment_slide(slide05, seg, tmp_path, "he", SlideOptions(tile=256, progress=False, tissue_mask=False,
                                                              outputs=["zarr"]))
     nodes = list(ome_zarr.Reader(parse_url(str(tmp_path / "he.ome.zarr" / "labels" / "nuclei")))())
-    node = next(n for n in nodes if n.data)  # the multiscale node carries the arrays
-    assert any(type(spec).__name__ == "Label" for n in nodes for spec in n.specs)
+    node = next(n for n in nodes if any(type(spec).__name__ == "Label" for spec in n.specs))
     shapes = [tuple(d.shape) for d in node.data]
     assert shapes[0] == (560, 600) and len(shapes) >= 2
+    # the root is an image with the labels under it: what napari-ome-zarr and validators open
+    nodes = list(ome_zarr.Reader(parse_url(str(tmp_path / "he.ome.zarr")))())
+    image = nodes[0]
+    assert type(image.specs[0]).__name__ == "Multiscales" and tuple(image.data[0].shape) == (3, 560, 600)
+    assert any(type(spec).__name__ == "Label" for n in nodes for spec in n.specs)
+    assert image.metadata["channel_names"] == ["Red", "Green", "Blue"]
+    pixels = np.asarray(image.data[0][:, 100:200, 100:200])
+    assert pixels.dtype == np.uint8 and pixels.std() > 5  # the slide's pixels, not an empty array
+
+
+def test_output_passes_the_ome_zarr_models_validator(tmp_path, seg, slide05):
+    models = pytest.importorskip("ome_zarr_models.v04")
+    import zarr
+
+    segment_slide(slide05, seg, tmp_path, "he", SlideOptions(tile=256, progress=False, tissue_mask=False,
+                                                             outputs=["zarr"]))
+    group = zarr.open_group(str(tmp_path / "he.ome.zarr"), mode="r")
+    image = models.Image.from_zarr(group)  # raises on an invalid image, labels included
+    assert [d.path for d in image.attributes.multiscales[0].datasets][:2] == ["0", "1"]
+    assert image.labels is not None
 
 
 def test_truncated_slide_is_a_clear_error(tmp_path, slide05, capsys):

@@ -30,7 +30,7 @@ from phenoseg.inference.tile_sources import TileJob, local_results
 from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
-from phenoseg.io.omezarr import LabelsWriter
+from phenoseg.io.omezarr import ImageWriter, LabelsWriter
 from phenoseg.io.regions import points_in_shape, read_region_shape
 from phenoseg.io.slide import Slide, open_slide
 from phenoseg.normalise import normalisation_stats
@@ -203,6 +203,12 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             saved = np.load(work / "band.npy")
         writers = [LabelsWriter(zarr_path, t, (H, W), cfg.pixel_size_um, opts.chunk, create=fresh)
                    for t in targets] if need_labels else []
+        image_out = None
+        if "zarr" in opts.outputs:  # the root image of the OME-Zarr: the measured channels at the labels' grid
+            dtype = slide.read(grid.level, 0, 1, 0, 1).dtype
+            fill = float(np.iinfo(dtype).max) if slide.rgb and dtype.kind in "ui" else 0.0
+            image_out = ImageWriter(zarr_path, (len(names), H, W), dtype, cfg.pixel_size_um, fill, opts.chunk,
+                                    create=fresh)
 
         stride = net.stride
 
@@ -265,6 +271,9 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                         state["skipped"] += 1
                     else:
                         raw, labels, scores = res
+                        if image_out is not None:
+                            image_out.write(t.cy0, t.cx0, raw[:, t.cy0 - t.ry0 : t.cy1 - t.ry0,
+                                                              t.cx0 - t.rx0 : t.cx1 - t.rx0])
                         for k in range(len(targets)):
                             kept = owned_objects(labels[k], ry0, t.rx0, t.core)
                             if annotations is not None and kept.size:
@@ -310,6 +319,8 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             if bar is not None:
                 bar.close()
 
+        if image_out is not None:
+            image_out.finish(names, slide.rgb)
         files = finish_outputs(work, zarr_path, outdir, stem, opts.outputs, writers, objects, n_rows,
                                {"source": str(path), "model": cfg.name, "pixel_size_um": cfg.pixel_size_um,
                                 "level0_pixel_size_um": px0, "targets": targets})

@@ -1,7 +1,9 @@
-"""OME-Zarr (NGFF v0.4, Zarr v2 layout) label images written chunk row by chunk row, with a pyramid.
+"""OME-Zarr (NGFF v0.4, Zarr v2 layout): the image and its label images, written tile by tile, with pyramids.
 
-The store holds a ``labels`` group (``{"labels": ["nuclei"]}``); each label image is a multiscale with
-``y, x`` axes in micrometres and an ``image-label`` block, as the OME-NGFF 0.4 labels spec describes.
+The root is an NGFF image (``c, y, x``, the segmented image at the labels' grid, with ``omero`` channel
+names and colours) so that napari-ome-zarr, ``ome_zarr``'s Reader and validators find data at the root;
+``labels/`` holds one multiscale per target (``{"labels": ["nuclei"]}``) whose ``image-label.source``
+points back at the root, as the OME-NGFF 0.4 labels spec describes.
 """
 
 from __future__ import annotations
@@ -92,6 +94,84 @@ class LabelsWriter:
         labels.attrs["labels"] = names
         if source:
             root.attrs["phenoseg"] = source
+        return level + 1
+
+
+RGB_COLOURS = ("FF0000", "00FF00", "0000FF")
+PALETTE = ("0000FF", "00FF00", "FF0000", "FFFF00", "FF00FF", "00FFFF", "FFFFFF", "FF8000")
+
+
+def _array(group, key: str, shape: tuple, chunks: tuple, dtype, fill):
+    import numcodecs
+
+    return group.create_array(key, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                              compressors=numcodecs.Zstd(level=3),
+                              chunk_key_encoding={"name": "v2", "separator": "/"}, overwrite=True)
+
+
+class ImageWriter:
+    """The root image (C, H, W) of the OME-Zarr at ``path``: blocks written where the tiles' cores fall,
+    the rest (tiles without tissue) left at ``fill`` (white for brightfield, 0 for fluorescence)."""
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, int, int], dtype, pixel_size_um: float | None,
+                 fill: float = 0, chunk: int = 1024, create: bool = True):
+        zarr = _zarr()
+        self.path, self.shape, self.chunk, self.pixel_size_um = Path(path), tuple(shape), chunk, pixel_size_um
+        self.dtype = np.dtype(dtype)
+        root = zarr.open_group(str(self.path), mode="a", zarr_format=2)
+        if create:
+            self.array = _array(root, "0", self.shape, (1, chunk, chunk), self.dtype, fill)
+        else:
+            self.array = root["0"]
+
+    def write(self, y0: int, x0: int, block: np.ndarray) -> None:
+        """Write a (C, h, w) block (float values are rounded and clipped to the image's type)."""
+        if self.dtype.kind in "ui":
+            info = np.iinfo(self.dtype)
+            block = np.clip(np.rint(block), info.min, info.max)
+        self.array[:, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block.astype(self.dtype, copy=False)
+
+    def finish(self, channel_names: list[str], rgb: bool, min_side: int = 512) -> int:
+        """Build the pyramid (2 × 2 means, one output chunk at a time) and write the NGFF image metadata."""
+        zarr = _zarr()
+        root = zarr.open_group(str(self.path), mode="a", zarr_format=2)
+        prev, level = self.array, 0
+        c, h, w = self.shape
+        k = self.chunk
+        while max(h, w) > min_side and min(h, w) >= 2:
+            h, w = (h + 1) // 2, (w + 1) // 2
+            level += 1
+            arr = _array(root, str(level), (c, h, w), (1, k, k), self.dtype, prev.fill_value)
+            for y in range(0, h, k):
+                for x in range(0, w, k):
+                    src = np.asarray(prev[:, 2 * y : 2 * (y + k), 2 * x : 2 * (x + k)], np.float32)
+                    sh, sw = (src.shape[1] + 1) // 2, (src.shape[2] + 1) // 2
+                    pad = np.pad(src, ((0, 0), (0, 2 * sh - src.shape[1]), (0, 2 * sw - src.shape[2])), mode="edge")
+                    mean = pad.reshape(c, sh, 2, sw, 2).mean(axis=(2, 4))
+                    arr[:, y : y + sh, x : x + sw] = (np.rint(mean) if self.dtype.kind in "ui" else mean).astype(
+                        self.dtype)
+            prev = arr
+        px = self.pixel_size_um or 1.0
+        axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+        if self.pixel_size_um:
+            for a in axes[1:]:
+                a["unit"] = "micrometer"
+        top = float(np.iinfo(self.dtype).max) if self.dtype.kind in "ui" else 1.0
+        small = np.asarray(prev[...], np.float32).reshape(c, -1)  # the smallest level: display windows
+        start, end = np.percentile(small, 0.1, axis=1), np.percentile(small, 99.9, axis=1)
+        if rgb:
+            start, end = np.zeros(c), np.full(c, top)
+        colours = RGB_COLOURS if rgb else PALETTE
+        root.attrs.update({
+            "multiscales": [{"version": NGFF_VERSION, "name": "image", "axes": axes, "datasets": [
+                {"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [1.0, px * 2**i, px * 2**i]}]}
+                for i in range(level + 1)]}],
+            "omero": {"version": NGFF_VERSION, "rdefs": {"model": "color"}, "channels": [
+                {"label": name, "color": colours[i % len(colours)], "active": True,
+                 "window": {"min": 0.0, "max": top, "start": float(start[i]),
+                            "end": float(max(end[i], start[i] + 1e-6))}}
+                for i, name in enumerate(channel_names)]},
+        })
         return level + 1
 
 
