@@ -336,3 +336,19 @@ def test_top_level_segment_slide(tmp_path, slide05):
     assert len(np.unique(labels)) - 1 == res.n_objects["nuclei"]
     with pytest.raises(PhenosegError, match="channel"):
         phenoseg.segment_slide(slide05, tmp_path / "bad", channels=["DAPI"], progress=False)
+
+
+def test_slide_writes_anndata_with_the_csv_rows(tmp_path, seg, slide05):
+    anndata = pytest.importorskip("anndata")
+    import csv
+
+    res = segment_slide(slide05, seg, tmp_path, "he", SlideOptions(tile=256, progress=False, tissue_mask=False,
+                                                                   outputs=["csv", "anndata"]))
+    adata = anndata.read_h5ad(tmp_path / "he.h5ad")
+    with open(tmp_path / "he_measurements.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert adata.n_obs == len(rows) == res.n_objects["nuclei"] > 20
+    assert list(adata.var_names) == ["Red", "Green", "Blue"] and "nucleus_median" in adata.layers
+    np.testing.assert_allclose(adata.obsm["spatial"][:, 0], [float(r["X_centroid"]) for r in rows])
+    np.testing.assert_allclose(adata.X[:, 0], [float(r["Red"]) for r in rows], rtol=1e-6)
+    assert adata.uns["spatialdata_attrs"]["instance_key"] == "cell_id"

@@ -15,7 +15,7 @@ from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, find_inputs, image_stem, missing_folders, plan_output_dirs, remove_empty
 from phenoseg.outputs.image import DEFAULT_OUTPUTS, parse_outputs
 
-SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv")
+SLIDE_OUTPUTS = ("zarr", "labels", "geojson", "csv", "anndata")
 DEFAULT_SLIDE_OUTPUTS = ["zarr", "geojson", "csv"]
 
 

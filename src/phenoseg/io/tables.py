@@ -135,6 +135,43 @@ def to_anndata(source: Measurements | ObjectTable, region: str = "labels"):
     return adata
 
 
+def anndata_from_csv_columns(cols: dict[str, np.ndarray], channel_names: list[str], main: str, region: str,
+                             pixel_size_um: float | None = None):
+    """AnnData laid out as :func:`to_anndata` does, from a table of :func:`mcmicro_columns` (a whole slide's
+    CSV, assembled at the end): X = channel means, the other statistics as layers, the rest in obs."""
+    try:
+        import anndata as ad
+        import pandas as pd
+    except ImportError as exc:
+        raise PhenosegError("AnnData output needs the 'anndata' package: pip install 'phenoseg[tables]'") from exc
+    ids = np.asarray(cols["CellID"]).astype(np.int64)
+    used = {"CellID", "X_centroid", "Y_centroid", *channel_names}
+    layers = {f"{main}_mean": np.stack([cols[c] for c in channel_names], 1).astype(np.float32)}
+    comps = [main, *sorted({k.split("_")[-3] for k in cols if k.count("_") >= 3 and "_intensity_" in k
+                            and k.split("_")[-3] in ("nucleus", "cytoplasm", "membrane", "cell")} - {main})]
+    for comp in comps:
+        part = "" if comp == main else f"{comp}_"
+        for stat in QUPATH_STAT:
+            names = [f"{ch}_{part}intensity_{stat}" for ch in channel_names]
+            if all(n in cols for n in names):
+                layers[f"{comp}_{stat}"] = np.stack([cols[n] for n in names], 1).astype(np.float32)
+                used.update(names)
+    obs = pd.DataFrame(index=pd.Index([str(i) for i in ids], name="cell"))
+    obs["cell_id"] = ids
+    obs["region"] = pd.Categorical([region] * len(ids))
+    for name, values in cols.items():
+        if name not in used:
+            obs[name] = np.asarray(values)
+    if pixel_size_um and "Area" in cols:
+        obs["Area_µm2"] = np.asarray(cols["Area"], np.float64) * pixel_size_um**2
+    var = pd.DataFrame(index=pd.Index(channel_names, name="channel"))
+    adata = ad.AnnData(X=layers[f"{main}_mean"], obs=obs, var=var, layers=layers)
+    adata.obsm["spatial"] = np.stack([cols["X_centroid"], cols["Y_centroid"]], 1).astype(np.float64)
+    adata.uns["spatialdata_attrs"] = {"region": region, "region_key": "region", "instance_key": "cell_id"}
+    adata.uns["phenoseg"] = {"pixel_size_um": pixel_size_um or 0.0, "compartment_of_X": main}
+    return adata
+
+
 def write_anndata(path: str | os.PathLike, source: Measurements | ObjectTable, region: str = "labels") -> Path:
     """Write ``.h5ad`` (temp file + rename)."""
     p = Path(path)

@@ -15,7 +15,7 @@ import numpy as np
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.geojson import make_feature, object_polygons, table_properties, transform_geometry
-from phenoseg.io.tables import csv_lines, table_columns
+from phenoseg.io.tables import anndata_from_csv_columns, csv_lines, table_columns
 from phenoseg.phenotype.table import MeasurePass, ObjectTable, PassContext, object_table, run_passes
 
 
@@ -32,10 +32,11 @@ class ObjectWriter:
         if bad:
             raise PhenosegError(f"whole slides: the per-object pass(es) {', '.join(bad)} need every object of an "
                                 "image at once and cannot run tile row by tile row yet")
-        self.geojson, self.csv = "geojson" in outputs, "csv" in outputs
+        self.geojson, self.csv = "geojson" in outputs, "csv" in outputs or "anndata" in outputs
         empty = self._table(np.zeros((len(channel_names), 8, 8), np.float32), np.zeros((8, 8), np.int64),
                             np.zeros(0))
         self.header = list(table_columns(empty))
+        self.main = empty.measurements.main.lower()
 
     def _table(self, raw: np.ndarray, local: np.ndarray, scores: np.ndarray) -> ObjectTable:
         table = object_table(local, self.target, scores)
@@ -162,9 +163,9 @@ def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs
                             first = False
             fh.write("\n]}\n")
         files.append(out)
-    if "csv" in outputs:
-        for obj in objects:
-            tag = "" if len(objects) == 1 else f"_{obj.target}"
+    for obj in objects:
+        tag = "" if len(objects) == 1 else f"_{obj.target}"
+        if "csv" in outputs:
             out = outdir / f"{stem}{tag}_measurements.csv"
             with atomic_write(out, ".csv") as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
                 csv.writer(fh, lineterminator="\n").writerow(obj.header)
@@ -172,4 +173,27 @@ def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs
                     with open(obj.part(parts, r, ".csv"), encoding="utf-8") as part:
                         shutil.copyfileobj(part, fh)
             files.append(out)
+        if "anndata" in outputs:  # assembled from the same row parts: one table of every object in memory
+            out = outdir / f"{stem}{tag}.h5ad"
+            adata = anndata_from_csv_columns(_read_parts(obj, parts, n_rows), obj.names, obj.main,
+                                             f"{stem}_{obj.target}", source.get("level0_pixel_size_um"))
+            with atomic_write(out, ".h5ad") as tmp:
+                adata.write_h5ad(tmp)
+            files.append(out)
     return files
+
+
+def _read_parts(obj: ObjectWriter, parts: Path, n_rows: int) -> dict[str, np.ndarray]:
+    """The CSV row parts of one target as columns (numbers as float64, CellID as int64)."""
+    rows: list[list[str]] = []
+    for r in range(n_rows):
+        with open(obj.part(parts, r, ".csv"), encoding="utf-8", newline="") as part:
+            rows.extend(csv.reader(part))
+    cols: dict[str, np.ndarray] = {}
+    for i, name in enumerate(obj.header):
+        values = [row[i] for row in rows]
+        try:
+            cols[name] = np.array(values, np.int64 if name == "CellID" else np.float64)
+        except ValueError:  # text columns added by per-object passes
+            cols[name] = np.array(values, object)
+    return cols
