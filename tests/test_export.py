@@ -120,6 +120,48 @@ def test_bioimageio_package_validates(tmp_path, model_dir, capsys, suffix):
     assert "validation: valid-format" in printed or "validation: passed" in printed
     names = set(zipfile.ZipFile(out).namelist()) if suffix else {p.name for p in out.iterdir()}
     assert {"rdf.yaml", "instanseg.pt", "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names
+    assert not any("state_dict" in n or n.endswith(".py") for n in names)  # TorchScript only: runs without phenoseg
+
+
+def test_bundled_bioimageio_package_follows_the_conventions(tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "bf"
+    assert main(["export", "--model", "brightfield_nuclei", "--format", "bioimageio", "-o", str(out)]) == 0
+    assert "--maintainer GITHUB_USER" in capsys.readouterr().out  # bioimage.io needs one; its check is online
+    rdf = yaml.safe_load((out / "rdf.yaml").read_text())
+    assert rdf["outputs"][0]["data"]["type"] == "int32" and list(rdf["weights"]) == ["torchscript"]
+    assert rdf["inputs"][0]["sample_tensor"]["source"] == "sample_input.tif"
+    assert np.load(out / "test_output.npy").dtype == np.int32
+    readme = (out / "README.md").read_text()
+    assert "## Validation" in readme and "monuseg" in readme  # the model card's validation table
+    import tifffile
+
+    sample = tifffile.imread(out / "sample_input.tif")
+    assert sample.shape == (3, 128, 128) and sample.std() > 10  # a crop of the bundled H&E example
+
+
+def test_maintainer_is_written(tmp_path):
+    import yaml
+
+    from phenoseg.export.bioimageio import build_package
+
+    rdf = yaml.safe_load(build_package(load_model("fluorescence_nuclei"), tmp_path, "CC0-1.0", "phenoseg-dev")
+                         .read_text())
+    assert rdf["maintainers"] == [{"name": "phenoseg-dev", "github_user": "phenoseg-dev"}]
+
+
+def test_failed_validation_leaves_no_package(tmp_path, monkeypatch, capsys):
+    from phenoseg.errors import PhenosegError
+    from phenoseg.export import bioimageio
+
+    def refuse(path):
+        raise PhenosegError("BioImage.IO validation failed: test")
+
+    monkeypatch.setattr(bioimageio, "validate", refuse)
+    out = tmp_path / "pkg.zip"
+    assert main(["export", "--model", "fluorescence_nuclei", "--format", "bioimageio", "-o", str(out)]) != 0
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_onnx_backend_matches_torch(rgb_tiff, model_dir):

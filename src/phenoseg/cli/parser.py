@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True,
                     help="output: FILE.pt (torchscript), or a folder / FILE.zip (bioimageio)")
     ex.add_argument("--no-validate", action="store_true", help="bioimageio: skip bioimageio.spec validation")
+    ex.add_argument("--maintainer", metavar="GITHUB_USER", help="bioimageio: the package's maintainer on GitHub")
 
     mo = sub.add_parser("models", help="list the bundled models")
     mo.add_argument("--json", action="store_true", help="print JSON")

@@ -1,6 +1,9 @@
-"""BioImage.IO model package (format 0.5): rdf.yaml + whole-pipeline TorchScript (+ state dict), test
-tensors, cover, documentation. Laid out as QuPath's InstanSeg extension expects (rdf.yaml beside
-``instanseg.pt``)."""
+"""BioImage.IO model package (format 0.5): rdf.yaml + whole-pipeline TorchScript, test and sample tensors
+(crops of the bundled examples), cover, documentation with the validation scores. Laid out as QuPath's
+InstanSeg extension expects (rdf.yaml beside ``instanseg.pt``).
+
+TorchScript only: a ``pytorch_state_dict`` entry would need phenoseg importable wherever it runs (its
+architecture is phenoseg's code), which bioimage.io's runners do not have."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 
 from phenoseg.errors import PhenosegError
-from phenoseg.export.torchscript import InstanSegPipeline, export_torchscript
+from phenoseg.export.torchscript import export_torchscript
 from phenoseg.models.instanseg import InstanSegNet
 
 INSTANSEG_CITATION = {
@@ -22,16 +25,8 @@ INSTANSEG_CITATION = {
             "for accurate, efficient and portable cell segmentation. arXiv 2408.15954 (2024)",
     "url": "https://arxiv.org/abs/2408.15954",
 }
-ARCHITECTURE_SOURCE = '''"""Architecture for the pytorch_state_dict weights (needs phenoseg installed)."""
-from phenoseg.export.torchscript import InstanSegPipeline
-from phenoseg.models.config import ModelConfig
-from phenoseg.models.instanseg import build_instanseg
-
-
-class PhenosegPipeline(InstanSegPipeline):
-    def __init__(self, **config):
-        super().__init__(build_instanseg(ModelConfig.from_dict(config)))
-'''
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+MIN_SPEC = (0, 5, 14, 3)  # older bioimageio.spec breaks on pydantic 2.14 (package_file_descr_serializer)
 
 
 def _sha256(path: Path) -> str:
@@ -48,9 +43,23 @@ def licence_id(text: str) -> str:
 
 
 def _test_input(net: InstanSegNet) -> np.ndarray:
-    """A synthetic (1, C, 128, 128) test image with the model's channel count (every non-RGB channel a
-    nuclear fluorescence picture of the same nuclei, with its own noise)."""
+    """A (1, C, 128, 128) test image at the model's pixel size: a crop of the bundled example of its kind
+    (H&E for an RGB brightfield model, the fluorescence field for a one-channel model), else synthetic
+    (every channel a nuclear fluorescence picture of the same nuclei, with its own noise)."""
     from phenoseg.synthetic import render_image, synthetic_labels
+
+    cfg = net.config
+    example = {3: EXAMPLES / "he_dsb2018.tif", 1: EXAMPLES / "fluo_dsb2018.tif"}.get(cfg.in_channels)
+    if example is not None and example.is_file() and (cfg.in_channels == 1) == (cfg.modality == "fluorescence"):
+        from phenoseg.io.images import read_image
+        from phenoseg.preprocess import resample_image
+
+        image = read_image(example)
+        data = resample_image(image.data.astype(np.float32), image.pixel_size_um / cfg.pixel_size_um)
+        h, w = data.shape[-2:]
+        if h >= 128 and w >= 128:
+            y, x = (h - 128) // 2, (w - 128) // 2
+            return np.rint(data[None, :, y : y + 128, x : x + 128]).astype(np.float32)
 
     lab = synthetic_labels((128, 128), 24, seed=1, radius=(4, 8))
     n = net.config.in_channels
@@ -59,31 +68,54 @@ def _test_input(net: InstanSegNet) -> np.ndarray:
     return np.concatenate([render_image(lab, "fluorescence", seed=1 + c) for c in range(n)])[None].astype(np.float32)
 
 
-def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") -> Path:
-    """Write the package files into ``folder``; returns the rdf.yaml path."""
+def validation_section(net: InstanSegNet, model_dir: Path | None = None) -> str:
+    """The package README's ``## Validation``: the model card's validation table when the model folder has
+    one, else the scores in its config."""
+    card = Path(model_dir) / "MODEL_CARD.md" if model_dir else None
+    if card is not None and card.is_file():
+        text = card.read_text()
+        start = text.find("## Validation")
+        if start >= 0:
+            end = text.find("\n## ", start + 3)
+            body = text[start:end if end > 0 else None].split("\n", 1)[1]
+            return "## Validation\n" + body.rstrip() + "\n"
+    per = (net.config.metrics or {}).get("val_model_resolution") or {}
+    if not per:
+        return "## Validation\n\nNo validation scores were recorded for this model.\n"
+    rows = "".join(f"| {k} | {m.get('f1@0.5', float('nan')):.3f} | {m.get('f1_mean', float('nan')):.3f} | "
+                   f"{m.get('pq', float('nan')):.3f} |\n" for k, m in per.items())
+    return ("## Validation\n\nOn the validation images at the model's pixel size:\n\n"
+            "| dataset | F1@0.5 | F1^μ | PQ |\n|---|---|---|---|\n" + rows)
+
+
+def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0", maintainer: str | None = None,
+                  model_dir: Path | None = None) -> Path:
+    """Write the package files into ``folder``; returns the rdf.yaml path. ``maintainer``: the GitHub user
+    bioimage.io lists as the package's maintainer."""
+    import tifffile
     import yaml
 
     cfg = net.config
     folder.mkdir(parents=True, exist_ok=True)
     ts = export_torchscript(net, folder / "instanseg.pt")
-    state = folder / "weights_state_dict.pt"
-    torch.save(InstanSegPipeline(net).state_dict(), state)
-    arch = folder / "phenoseg_architecture.py"
-    arch.write_text(ARCHITECTURE_SOURCE)
     x = _test_input(net)
-    y = torch.jit.load(str(ts))(torch.from_numpy(x)).numpy()
+    y = torch.jit.load(str(ts))(torch.from_numpy(x)).numpy().astype(np.int32)
     np.save(folder / "test_input.npy", x)
     np.save(folder / "test_output.npy", y)
+    tifffile.imwrite(folder / "sample_input.tif", x[0], metadata={"axes": "CYX"})
+    tifffile.imwrite(folder / "sample_output.tif", y[0], metadata={"axes": "CYX"})
     from phenoseg.io.overlay import overlay, write_png
 
     write_png(folder / "cover.png", overlay(x[0].astype(np.uint16 if x.max() > 255 else np.uint8), y[0, 0]))
     doc = folder / "README.md"
     doc.write_text(
         f"# {cfg.name}\n\n{cfg.description}\n\nInstanSeg-style nucleus segmentation exported by phenoseg. Input: "
-        f"{', '.join(cfg.channel_names)} at {cfg.pixel_size_um} µm/px; output: instance labels "
-        f"({', '.join(cfg.targets)}). The TorchScript file normalises its input (percentiles "
-        f"{cfg.norm_percentiles[0]} / {cfg.norm_percentiles[1]}) and runs the whole postprocessing.\n\n"
-        f"Training data and their licences: {', '.join(cfg.training.get('datasets', [])) or 'see the model card'}.\n"
+        f"{', '.join(cfg.channel_names)} at {cfg.pixel_size_um} µm/px (resample first), raw intensities; output: "
+        f"int32 instance labels ({', '.join(cfg.targets)}), 0 = background. The TorchScript file normalises its "
+        f"input itself (robust {cfg.norm_percentiles[0]} / {cfg.norm_percentiles[1]} percentiles; NaN pixels "
+        "count as outside the image) and runs the whole postprocessing.\n\n"
+        f"Training data and their licences: {', '.join(cfg.training.get('datasets', [])) or 'see the model card'}."
+        "\n\n" + validation_section(net, model_dir)
     )
     channel = ({"type": "channel", "channel_names": list(cfg.channel_names)})
     rdf = {
@@ -92,6 +124,7 @@ def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") 
         "name": f"phenoseg {cfg.name.replace('_', ' ')}",
         "description": cfg.description or f"phenoseg {cfg.name}",
         "authors": [{"name": "phenoseg developers"}],
+        **({"maintainers": [{"name": maintainer, "github_user": maintainer}]} if maintainer else {}),
         "cite": [INSTANSEG_CITATION],
         "license": licence,
         "documentation": "README.md",
@@ -109,6 +142,7 @@ def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") 
                  "unit": "micrometer"},
             ],
             "test_tensor": {"source": "test_input.npy", "sha256": _sha256(folder / "test_input.npy")},
+            "sample_tensor": {"source": "sample_input.tif", "sha256": _sha256(folder / "sample_input.tif")},
             "preprocessing": [{"id": "scale_range", "kwargs": {
                 "axes": ["y", "x"], "min_percentile": cfg.norm_percentiles[0],
                 "max_percentile": cfg.norm_percentiles[1]}}],
@@ -125,16 +159,12 @@ def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") 
                  "scale": cfg.pixel_size_um, "unit": "micrometer"},
             ],
             "test_tensor": {"source": "test_output.npy", "sha256": _sha256(folder / "test_output.npy")},
+            "sample_tensor": {"source": "sample_output.tif", "sha256": _sha256(folder / "sample_output.tif")},
+            "data": {"type": "int32"},
         }],
         "weights": {
             "torchscript": {"source": "instanseg.pt", "sha256": _sha256(ts),
                             "pytorch_version": torch.__version__.split("+")[0]},
-            "pytorch_state_dict": {
-                "source": state.name, "sha256": _sha256(state),
-                "architecture": {"source": arch.name, "sha256": _sha256(arch), "callable": "PhenosegPipeline",
-                                 "kwargs": cfg.to_dict()},
-                "pytorch_version": torch.__version__.split("+")[0],
-            },
         },
         "config": {"phenoseg": {"model": cfg.name, "pixel_size_um": cfg.pixel_size_um}},
     }
@@ -146,9 +176,14 @@ def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0") 
 def validate(rdf_path: Path) -> str:
     """Validate with bioimageio.spec; returns the status ('valid-format', 'passed', ...) or raises."""
     try:
+        import bioimageio.spec
         from bioimageio.spec import load_description
     except ImportError as exc:
         raise PhenosegError("validation needs bioimageio.spec: pip install 'phenoseg[bioimageio]'") from exc
+    version = tuple(int(v) for v in bioimageio.spec.__version__.split(".")[:4] if v.isdigit())
+    if version < MIN_SPEC:
+        raise PhenosegError(f"bioimageio.spec {bioimageio.spec.__version__} is too old (it breaks on current "
+                            "pydantic): pip install 'bioimageio.spec>=0.5.14.3', or pass --no-validate")
     descr = load_description(rdf_path, perform_io_checks=True)
     summary = descr.validation_summary
     if summary.status == "failed":
@@ -157,19 +192,23 @@ def validate(rdf_path: Path) -> str:
     return summary.status
 
 
-def export_bioimageio(net: InstanSegNet, out: str | Path, licence: str = "Apache-2.0") -> Path:
-    """Write a package folder, or a .zip when ``out`` ends with .zip."""
+def export_bioimageio(net: InstanSegNet, out: str | Path, licence: str = "Apache-2.0",
+                      maintainer: str | None = None, check: bool = True, model_dir: Path | None = None
+                      ) -> tuple[Path, str]:
+    """Write a package folder, or a .zip when ``out`` ends with .zip, validated by bioimageio.spec first
+    (``check``): a package that fails is never left at ``out``. Returns (path, validation status)."""
     out = Path(out)
-    if out.suffix == ".zip":
-        with tempfile.TemporaryDirectory() as tmp:
-            build_package(net, Path(tmp), licence)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_package(net, Path(tmp), licence, maintainer, model_dir)
+        status = validate(Path(tmp) / "rdf.yaml") if check else "not validated"
+        if out.suffix == ".zip":
             partial = out.with_name(f".{out.name}.tmp")
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
                 for f in sorted(Path(tmp).iterdir()):
                     z.write(f, f.name)
             partial.replace(out)
-        return out
-    if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
-    build_package(net, out, licence)
-    return out
+            return out, status
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(tmp, out)
+    return out, status
