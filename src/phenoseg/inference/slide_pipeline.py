@@ -124,7 +124,8 @@ def _fingerprint(path: Path, net, opts: SlideOptions, grid: SlideGrid, tta: bool
     return {"version": STATE_VERSION, "input": str(path.resolve()), "size": st.st_size if st else None,
             "mtime": st.st_mtime if st else None, "model": net.config.name, "weights": weights.hexdigest()[:16],
             "tile": opts.tile, "overlap": opts.overlap, "tissue_mask": opts.tissue_mask, "outputs": opts.outputs,
-            "level": grid.level, "f": grid.f, "channels": opts.channels, "thresholds": opts.thresholds,
+            "level": grid.level, "f": grid.f, "channels": opts.channels,
+            "measure_channels": opts.measure_channels, "thresholds": opts.thresholds,
             "chunk": opts.chunk, "tta": tta, "passes": [p.name for p in opts.passes],
             "regions": hashlib.sha256(Path(opts.regions).read_bytes()).hexdigest()[:16] if opts.regions else None}
 

@@ -176,7 +176,7 @@ def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs
         if "anndata" in outputs:  # assembled from the same row parts: one table of every object in memory
             out = outdir / f"{stem}{tag}.h5ad"
             adata = anndata_from_csv_columns(_read_parts(obj, parts, n_rows), obj.names, obj.main,
-                                             f"{stem}_{obj.target}", source.get("level0_pixel_size_um"))
+                                             f"{stem}_{obj.target}", source.get("pixel_size_um"))  # shapes: model grid
             with atomic_write(out, ".h5ad") as tmp:
                 adata.write_h5ad(tmp)
             files.append(out)
