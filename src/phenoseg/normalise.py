@@ -86,11 +86,15 @@ def normalisation_stats_tensor(x: torch.Tensor, low: float = 0.1, high: float = 
     return torch.stack(rows, dim=1)
 
 
-def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """(x − lo) / (hi − lo) per channel in float32 (bounds rounded once from float64)."""
+def _scale_(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(y − lo) / (hi − lo) per channel, in place on a float32 tensor (bounds rounded once from float64)."""
     scale = (1.0 / (hi.to(torch.float64) - lo.to(torch.float64))).to(torch.float32)
-    lo32 = lo.to(torch.float32)
-    return (x.to(torch.float32) - lo32[:, None, None]) * scale[:, None, None]
+    return y.sub_(lo.to(torch.float32)[:, None, None]).mul_(scale[:, None, None])
+
+
+def scale_channels(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(x − lo) / (hi − lo) per channel in float32 (the plain scaling, on a copy of ``x``)."""
+    return _scale_(x.to(dtype=torch.float32, copy=True), lo, hi)
 
 
 def normalise_tensor(x: torch.Tensor, stats: torch.Tensor, max_despeckle: float = MAX_DESPECKLE) -> torch.Tensor:
@@ -114,9 +118,7 @@ def normalise_tensor(x: torch.Tensor, stats: torch.Tensor, max_despeckle: float 
                 for dx in range(3):
                     around.append(padded[c, yy + dy, xx + dx])
             y[c, yy, xx] = torch.stack(around).median(dim=0).values
-    y = torch.clamp_(y, lower, upper)
-    scale = (1.0 / (stats[1] - stats[0])).to(torch.float32)[:, None, None]
-    return y.sub_(s32[0][:, None, None]).mul_(scale)
+    return _scale_(torch.clamp_(y, lower, upper), stats[0], stats[1])
 
 
 def normalisation_stats(x: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:

@@ -27,18 +27,13 @@ class LabelsWriter:
 
     def __init__(self, path: str | os.PathLike, name: str, shape: tuple[int, int], pixel_size_um: float | None,
                  chunk: int = 1024, create: bool = True):
-        import numcodecs
-
         zarr = _zarr()
         self.path, self.name, self.shape, self.chunk = Path(path), name, tuple(shape), chunk
         self.pixel_size_um = pixel_size_um
         key = f"labels/{name}/0"
         if create:
             root = zarr.open_group(str(self.path), mode="a", zarr_format=2)
-            self.array = root.create_array(
-                key, shape=self.shape, chunks=(chunk, chunk), dtype="uint32", fill_value=0,
-                compressors=numcodecs.Zstd(level=3), chunk_key_encoding={"name": "v2", "separator": "/"},
-                overwrite=True)
+            self.array = _array(root, key, self.shape, (chunk, chunk), "uint32", 0)
         else:
             self.array = zarr.open_array(str(self.path / key), mode="r+")
 
@@ -51,26 +46,10 @@ class LabelsWriter:
     def finish(self, min_side: int = 512, source: dict | None = None) -> int:
         """Build the pyramid (nearest-neighbour halving, streamed by chunk rows) and write the NGFF
         metadata. Returns the number of levels."""
-        import numcodecs
-
         zarr = _zarr()
         root = zarr.open_group(str(self.path), mode="a", zarr_format=2)
         group = root[f"labels/{self.name}"]
-        prev, level = self.array, 0
-        h, w = self.shape
-        while max(h, w) > min_side and min(h, w) >= 2:
-            h, w = (h + 1) // 2, (w + 1) // 2
-            level += 1
-            arr = group.create_array(
-                str(level), shape=(h, w), chunks=(self.chunk, self.chunk), dtype="uint32", fill_value=0,
-                compressors=numcodecs.Zstd(level=3), chunk_key_encoding={"name": "v2", "separator": "/"},
-                overwrite=True)
-            c = self.chunk
-            for y in range(0, h, c):  # one output chunk at a time: memory independent of the slide's size
-                for x in range(0, w, c):
-                    src = prev[2 * y : min(2 * (y + c), prev.shape[0]) : 2, 2 * x : min(2 * (x + c), prev.shape[1]) : 2]
-                    arr[y : y + src.shape[0], x : x + src.shape[1]] = src
-            prev = arr
+        level = len(build_pyramid(group, self.array, self.chunk, min_side, lambda block: block[::2, ::2])) - 1
         px = self.pixel_size_um or 1.0
         unit = "micrometer" if self.pixel_size_um else None
         axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
@@ -109,6 +88,26 @@ def _array(group, key: str, shape: tuple, chunks: tuple, dtype, fill):
                               chunk_key_encoding={"name": "v2", "separator": "/"}, overwrite=True)
 
 
+def build_pyramid(group, base, chunk: int, min_side: int, shrink) -> list:
+    """Levels 1, 2, ... of ``base`` (an array ``group["0"]``, (..., H, W)) halved until its longer side is at most
+    ``min_side``, one output chunk at a time (memory independent of the slide's size); ``shrink`` maps a
+    (..., 2h, 2w) block to (..., h, w). Returns every level, ``base`` first."""
+    levels = [base]
+    h, w = base.shape[-2:]
+    lead = tuple(base.shape[:-2])
+    while max(h, w) > min_side and min(h, w) >= 2:
+        h, w = (h + 1) // 2, (w + 1) // 2
+        prev = levels[-1]
+        arr = _array(group, str(len(levels)), lead + (h, w), tuple(1 for _ in lead) + (chunk, chunk), prev.dtype,
+                     prev.fill_value)
+        for y in range(0, h, chunk):
+            for x in range(0, w, chunk):
+                block = shrink(np.asarray(prev[..., 2 * y : 2 * (y + chunk), 2 * x : 2 * (x + chunk)]))
+                arr[..., y : y + block.shape[-2], x : x + block.shape[-1]] = block
+        levels.append(arr)
+    return levels
+
+
 class ImageWriter:
     """The root image (C, H, W) of the OME-Zarr at ``path``: blocks written where the tiles' cores fall,
     the rest (tiles without tissue) left at ``fill`` (white for brightfield, 0 for fluorescence)."""
@@ -131,26 +130,21 @@ class ImageWriter:
             block = np.clip(np.rint(block), info.min, info.max)
         self.array[:, y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block.astype(self.dtype, copy=False)
 
+    def _mean2(self, block: np.ndarray) -> np.ndarray:
+        """2 × 2 means of a (C, h, w) block (an odd last row / column repeated), in the image's type."""
+        c, h, w = block.shape
+        sh, sw = (h + 1) // 2, (w + 1) // 2
+        pad = np.pad(block.astype(np.float32), ((0, 0), (0, 2 * sh - h), (0, 2 * sw - w)), mode="edge")
+        mean = pad.reshape(c, sh, 2, sw, 2).mean(axis=(2, 4))
+        return (np.rint(mean) if self.dtype.kind in "ui" else mean).astype(self.dtype)
+
     def finish(self, channel_names: list[str], rgb: bool, min_side: int = 512) -> int:
         """Build the pyramid (2 × 2 means, one output chunk at a time) and write the NGFF image metadata."""
         zarr = _zarr()
         root = zarr.open_group(str(self.path), mode="a", zarr_format=2)
-        prev, level = self.array, 0
-        c, h, w = self.shape
-        k = self.chunk
-        while max(h, w) > min_side and min(h, w) >= 2:
-            h, w = (h + 1) // 2, (w + 1) // 2
-            level += 1
-            arr = _array(root, str(level), (c, h, w), (1, k, k), self.dtype, prev.fill_value)
-            for y in range(0, h, k):
-                for x in range(0, w, k):
-                    src = np.asarray(prev[:, 2 * y : 2 * (y + k), 2 * x : 2 * (x + k)], np.float32)
-                    sh, sw = (src.shape[1] + 1) // 2, (src.shape[2] + 1) // 2
-                    pad = np.pad(src, ((0, 0), (0, 2 * sh - src.shape[1]), (0, 2 * sw - src.shape[2])), mode="edge")
-                    mean = pad.reshape(c, sh, 2, sw, 2).mean(axis=(2, 4))
-                    arr[:, y : y + sh, x : x + sw] = (np.rint(mean) if self.dtype.kind in "ui" else mean).astype(
-                        self.dtype)
-            prev = arr
+        c = self.shape[0]
+        levels = build_pyramid(root, self.array, self.chunk, min_side, self._mean2)
+        level, prev = len(levels) - 1, levels[-1]
         px = self.pixel_size_um or 1.0
         axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
         if self.pixel_size_um:

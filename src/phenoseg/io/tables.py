@@ -105,40 +105,17 @@ def write_csv(path: str | os.PathLike, source: Measurements | ObjectTable) -> Pa
 def to_anndata(source: Measurements | ObjectTable, region: str = "labels"):
     """AnnData: X = mean per channel (main compartment), other statistics in layers, shape in obs,
     ``obsm['spatial']`` = [x, y] in pixels, spatialdata linkage in ``uns['spatialdata_attrs']``."""
-    try:
-        import anndata as ad
-        import pandas as pd
-    except ImportError as exc:
-        raise PhenosegError("AnnData output needs the 'anndata' package: pip install 'phenoseg[tables]'") from exc
-    m, extra = _split(source)
-    main = m.morphology[m.main]
-    ids = [str(int(i)) for i in m.labels]
-    obs = pd.DataFrame(index=pd.Index(ids, name="cell"))
-    obs["cell_id"] = m.labels.astype(np.int64)
-    obs["region"] = pd.Categorical([region] * len(ids))
-    for col, key in MCMICRO_SHAPE.items():
-        obs[col] = main[key].astype(np.float64)
-    if m.pixel_size_um:
-        obs[f"Area_{m.unit}2"] = main["area"] * m.pixel_size_um**2
-    for name, values in extra.items():  # columns added by per-object passes (classes, scores, positivity)
-        obs[name] = np.asarray(values)
-    var = pd.DataFrame(index=pd.Index(m.channel_names, name="channel"))
-    layers = {
-        f"{comp.lower()}_{stat}": stats[stat].astype(np.float32)
-        for comp, stats in m.intensity.items()
-        for stat in QUPATH_STAT
-    }
-    adata = ad.AnnData(X=m.intensity[m.main]["mean"].astype(np.float32), obs=obs, var=var, layers=layers)
-    adata.obsm["spatial"] = np.stack([main["centroid_x"], main["centroid_y"]], 1).astype(np.float64)
-    adata.uns["spatialdata_attrs"] = {"region": region, "region_key": "region", "instance_key": "cell_id"}
-    adata.uns["phenoseg"] = {"pixel_size_um": m.pixel_size_um or 0.0, "compartment_of_X": m.main.lower()}
-    return adata
+    m, _ = _split(source)
+    return anndata_from_columns(table_columns(source), m.channel_names, m.main.lower(), region, m.pixel_size_um)
 
 
-def anndata_from_csv_columns(cols: dict[str, np.ndarray], channel_names: list[str], main: str, region: str,
-                             pixel_size_um: float | None = None):
-    """AnnData laid out as :func:`to_anndata` does, from a table of :func:`mcmicro_columns` (a whole slide's
-    CSV, assembled at the end): X = channel means, the other statistics as layers, the rest in obs."""
+COMPARTMENTS = ("nucleus", "cytoplasm", "membrane", "cell")
+
+
+def anndata_from_columns(cols: dict[str, np.ndarray], channel_names: list[str], main: str, region: str,
+                         pixel_size_um: float | None = None):
+    """The AnnData of a table of :func:`table_columns` (an image's, or a whole slide's CSV assembled at the
+    end): X = channel means, every other statistic a layer ``<compartment>_<stat>``, the rest in obs."""
     try:
         import anndata as ad
         import pandas as pd
@@ -147,9 +124,7 @@ def anndata_from_csv_columns(cols: dict[str, np.ndarray], channel_names: list[st
     ids = np.asarray(cols["CellID"]).astype(np.int64)
     used = {"CellID", "X_centroid", "Y_centroid", *channel_names}
     layers = {f"{main}_mean": np.stack([cols[c] for c in channel_names], 1).astype(np.float32)}
-    comps = [main, *sorted({k.split("_")[-3] for k in cols if k.count("_") >= 3 and "_intensity_" in k
-                            and k.split("_")[-3] in ("nucleus", "cytoplasm", "membrane", "cell")} - {main})]
-    for comp in comps:
+    for comp in COMPARTMENTS:
         part = "" if comp == main else f"{comp}_"
         for stat in QUPATH_STAT:
             names = [f"{ch}_{part}intensity_{stat}" for ch in channel_names]

@@ -15,7 +15,7 @@ import numpy as np
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.geojson import make_feature, object_polygons, table_properties, transform_geometry
-from phenoseg.io.tables import anndata_from_csv_columns, csv_lines, table_columns
+from phenoseg.io.tables import anndata_from_columns, csv_lines, table_columns
 from phenoseg.phenotype.table import MeasurePass, ObjectTable, PassContext, object_table, run_passes
 
 
@@ -175,7 +175,7 @@ def finish_outputs(work: Path, zarr_path: Path, outdir: Path, stem: str, outputs
             files.append(out)
         if "anndata" in outputs:  # assembled from the same row parts: one table of every object in memory
             out = outdir / f"{stem}{tag}.h5ad"
-            adata = anndata_from_csv_columns(_read_parts(obj, parts, n_rows), obj.names, obj.main,
+            adata = anndata_from_columns(_read_parts(obj, parts, n_rows), obj.names, obj.main,
                                              f"{stem}_{obj.target}", source.get("pixel_size_um"))  # shapes: model grid
             with atomic_write(out, ".h5ad") as tmp:
                 adata.write_h5ad(tmp)

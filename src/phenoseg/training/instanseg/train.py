@@ -202,8 +202,9 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         if len(train_samples) < 2:
             raise PhenosegError("the datasets have no 'val' split and a single training image: nothing to validate "
                                 "on (mark some images \"val\" in manifest.json)")
-        k = max(1, len(train_samples) // 10)
-        picks = set(range(len(train_samples) - 1, -1, -max(1, len(train_samples) // k))[:k])
+        n = len(train_samples)
+        k = max(1, n // 10)
+        picks = set(range(n - 1, -1, -(n // k))[:k])  # k images, evenly spaced from the last
         val_samples = [s for i, s in enumerate(train_samples) if i in picks]
         train_samples = [s for i, s in enumerate(train_samples) if i not in picks]
         held_out = [f"{s.dataset}/{s.image_id}" for s in val_samples]
