@@ -87,3 +87,6 @@ def test_whole_slide_mode_says_its_outputs_differ(tmp_path, capsys):
     assert main(["segment", str(path), "-o", str(tmp_path / "out2"), "--restart"]) == 0
     out = capsys.readouterr().out
     assert "whole-slide mode" in out and "no overlay or report" in out
+    # --axes cannot apply to a slide read lazily: refused, not ignored
+    assert main(["segment", str(path), "-o", str(tmp_path / "out3"), "--axes", "YX"]) == 1
+    assert "--axes applies to images read in memory" in capsys.readouterr().err

@@ -190,6 +190,9 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
     from phenoseg.io.channels import channel_indices
     from phenoseg.io.slide import open_slide
 
+    if options.axes:
+        raise PhenosegError(f"{path}: axes= applies to images read in memory; a whole slide (or an image this large) "
+                            "takes its axes from the file's metadata")
     with open_slide(path) as slide:
         channels = channel_indices(slide.channel_names, options.channels, str(path))
         measure = channel_indices(slide.channel_names, options.measure_channels, str(path))
