@@ -26,6 +26,12 @@ def write_two_channel(path: Path, image: np.ndarray, pixel_size: float | None = 
     return path
 
 
+def assert_matched(nuclei: np.ndarray, cells: np.ndarray) -> None:
+    """Every nucleus has its cell's id and lies inside it (so a cell has at most one nucleus)."""
+    inside = nuclei > 0
+    assert inside.any() and (cells[inside] == nuclei[inside]).all()
+
+
 def make_two_target_dataset(root: Path, n_train: int = 6, n_val: int = 2, size: int = 128) -> Path:
     """Nuclei in labels_nuclei/, cells in labels_cells/; image 1 has no cell labels (its cell loss is skipped)."""
     for d in ("images", "labels_nuclei", "labels_cells"):
@@ -108,6 +114,8 @@ def test_in_memory_and_tiled(two_target, big_image):
     assert calls[-1][0] == calls[-1][1] > 4
     for target in ("nuclei", "cells"):
         assert _f1(whole.labels[target], tiled.labels[target]) >= 0.99, target
+    for result in (whole, tiled):  # matched in the decoder: a nucleus has its cell's id and lies inside it
+        assert_matched(result.labels["nuclei"], result.labels["cells"])
 
 
 def test_whole_slide_tta_and_outputs(two_target, big_image, tmp_path):
@@ -127,6 +135,8 @@ def test_whole_slide_tta_and_outputs(two_target, big_image, tmp_path):
         assert _f1(tta.labels[target], slide_labels) >= 0.99, target
         rows = (out / f"multi_{target}_measurements.csv").read_text().splitlines()
         assert len(rows) - 1 == len(np.unique(slide_labels)) - 1
+    zarr_path = out / "multi.ome.zarr"
+    assert_matched(read_labels_level(zarr_path, "nuclei"), read_labels_level(zarr_path, "cells"))
     features = json.loads((out / "multi.geojson").read_text())["features"]
     names = {f["properties"]["name"].split()[0] for f in features}
     assert names == {"nuclei", "cells"}
@@ -150,6 +160,7 @@ def test_torchscript_export_emits_both_targets(two_target, big_image, tmp_path):
     result = Segmenter(net, device="cpu").segment(path)
     for i, target in enumerate(net.config.targets):
         assert _f1(result.labels[target], out[i]) >= 0.999, target
+    assert_matched(out[net.config.targets.index("nuclei")], out[net.config.targets.index("cells")])
 
 
 def test_bioimageio_package_of_two_targets(two_target, tmp_path, capsys):

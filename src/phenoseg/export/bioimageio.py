@@ -62,6 +62,10 @@ def _test_input(net: InstanSegNet) -> np.ndarray:
             return np.rint(data[None, :, y : y + 128, x : x + 128]).astype(np.float32)
 
     lab = synthetic_labels((128, 128), 24, seed=1, radius=(4, 8))
+    if cfg.adaptor is not None:  # a ChannelNet model: a synthetic 4-channel multiplexed field
+        from phenoseg.synthetic.multiplex import render_multiplex
+
+        return np.rint(render_multiplex(lab, np.random.default_rng(1), n_channels=4).image)[None]
     n = net.config.in_channels
     if n == 3 and net.config.modality == "brightfield":
         return render_image(lab, "brightfield", seed=1)[None].astype(np.float32)
@@ -108,16 +112,21 @@ def build_package(net: InstanSegNet, folder: Path, licence: str = "Apache-2.0", 
 
     write_png(folder / "cover.png", overlay(x[0].astype(np.uint16 if x.max() > 255 else np.uint8), y[0, 0]))
     doc = folder / "README.md"
+    inputs = "any number of channels, in any order" if cfg.adaptor else ", ".join(cfg.channel_names)
     doc.write_text(
-        f"# {cfg.name}\n\n{cfg.description}\n\nInstanSeg-style nucleus segmentation exported by phenoseg. Input: "
-        f"{', '.join(cfg.channel_names)} at {cfg.pixel_size_um} µm/px (resample first), raw intensities; output: "
+        f"# {cfg.name}\n\n{cfg.description}\n\nInstanSeg-style segmentation exported by phenoseg. Input: "
+        f"{inputs} at {cfg.pixel_size_um} µm/px (resample first), raw intensities; output: "
         f"int32 instance labels ({', '.join(cfg.targets)}), 0 = background. The TorchScript file normalises its "
         f"input itself (robust {cfg.norm_percentiles[0]} / {cfg.norm_percentiles[1]} percentiles; NaN pixels "
         "count as outside the image) and runs the whole postprocessing.\n\n"
         f"Training data and their licences: {', '.join(cfg.training.get('datasets', [])) or 'see the model card'}."
         "\n\n" + validation_section(net, model_dir)
     )
-    channel = ({"type": "channel", "channel_names": list(cfg.channel_names)})
+    if cfg.adaptor is not None:  # ChannelNet: any number of channels, in any order
+        channel = {"type": "index", "id": "c", "size": {"min": 1, "step": 1},
+                   "description": "image channels, any number and order (ChannelNet)"}
+    else:
+        channel = {"type": "channel", "channel_names": list(cfg.channel_names)}
     rdf = {
         "type": "model",
         "format_version": "0.5.4",

@@ -30,7 +30,10 @@ class InstanSegPipeline(nn.Module):
     finite. ``seed_threshold`` / ``mask_threshold`` / ``min_area`` override the model's postprocessing.
     Output: labels per target in the order of ``targets``, 0 = background, ids from 1 per image and target.
 
-    Attributes: ``pixel_size_um``, ``channel_names``, ``targets``, ``in_channels``, ``stride``.
+    A ChannelNet model (``any_channels``) takes any number of channels in any order. A nuclei + cells model's
+    labels are matched: a nucleus has its cell's id and lies inside it.
+
+    Attributes: ``pixel_size_um``, ``channel_names``, ``targets``, ``in_channels``, ``any_channels``, ``stride``.
     """
 
     def __init__(self, net: InstanSegNet) -> None:
@@ -42,6 +45,7 @@ class InstanSegPipeline(nn.Module):
         self.channel_names = list(cfg.channel_names)
         self.targets = list(cfg.targets)
         self.in_channels = int(cfg.in_channels)
+        self.any_channels = cfg.adaptor is not None  # a ChannelNet model takes any number, in any order
         self.stride = int(net.stride)
         self.low = float(cfg.norm_percentiles[0])
         self.high = float(cfg.norm_percentiles[1])
@@ -56,7 +60,7 @@ class InstanSegPipeline(nn.Module):
     ) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError("expected a (batch, channel, height, width) tensor")
-        if x.shape[1] != self.in_channels:
+        if not self.any_channels and x.shape[1] != self.in_channels:
             raise ValueError(f"the model expects {self.in_channels} channel(s), got {x.shape[1]}")
         h, w = x.shape[2], x.shape[3]
         if h < 16 or w < 16:

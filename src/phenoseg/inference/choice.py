@@ -16,8 +16,9 @@ from phenoseg.errors import PhenosegError
 
 NUCLEAR_NAMES = re.compile(
     r"(dapi|hoechst|\bdna|dsdna|nuclear|nucleus|nuclei|h3342|draq|syto|sytox|propidium|\bpi\b|ir19[13]|histone|"
-    r"h3k|lamin)", re.IGNORECASE)
+    r"h3k|\bhh3\b|lamin)", re.IGNORECASE)
 GENERIC_NAMES = re.compile(r"^(channel|ch|c)[ _-]?\d+$|^(red|green|blue|gr[ae]y)$", re.IGNORECASE)
+MULTIPLEX = "fluorescence_nuclei_and_cells"  # the ChannelNet model: any number of fluorescence channels
 EMPTY_SIGNAL = 0.02  # a channel whose spread is under this share of the widest channel's spread is empty
 
 
@@ -89,6 +90,9 @@ def choose(names: list[str], data: np.ndarray, rgb: bool, available) -> Choice:
                 return Choice(bf, None, "bright background: brightfield")
         elif n == 1 and fl in available:
             return Choice(fl, None, "dark background: fluorescence")
+    if n >= 2 and not rgb and MULTIPLEX in available and not bright_background(data):
+        return Choice(MULTIPLEX, None, f"fluorescence with {n} channels: nuclei and whole cells from all of them "
+                                       "(ChannelNet; channels= picks a subset)")
     if fl not in available:
         raise PhenosegError(f"no bundled model fits a {n}-channel image; pass model= a model name or folder")
     i, why = nuclear_channel(names, data, rgb)

@@ -41,21 +41,6 @@ def is_blank(data: np.ndarray, invalid: np.ndarray | None = None) -> bool:
     return bool(values.size == 0 or (values.min(axis=1) == values.max(axis=1)).all())
 
 
-def drop_outside(labels: np.ndarray, scores: np.ndarray, invalid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels with the ``invalid`` pixels set to 0, renumbered 1..n (scores kept in step)."""
-    labels = labels.copy()
-    labels[invalid] = 0
-    present = np.unique(labels)
-    present = present[present > 0]
-    if present.size == (labels.max() if labels.size else 0):
-        return labels, scores
-    lut = np.zeros(int(labels.max()) + 1, labels.dtype)
-    lut[present] = np.arange(1, present.size + 1, dtype=labels.dtype)
-    keep = present - 1
-    scores = np.asarray(scores)[keep[keep < len(scores)]] if len(scores) else scores
-    return lut[labels], scores
-
-
 def check_pixel_size(pixel_size_um: float, model_pixel_size_um: float, shape_yx: tuple[int, int],
                      where: str = "image") -> None:
     """Refuse a pixel size no microscope gives, or one that would blow the image up more than 4× (linearly)

@@ -7,6 +7,7 @@ import torch
 
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.postprocess.decoder import InstanceDecoder
+from phenoseg.postprocess.pairing import paired_targets
 from phenoseg.preprocess import pad_to_multiple
 
 
@@ -14,7 +15,7 @@ def build_decoder(net: InstanSegNet) -> InstanceDecoder:
     """The postprocessing module of a network, with the thresholds of its config."""
     c = net.config
     return InstanceDecoder(net.mlps, c.dim_positional, c.dim_conditional, c.offset_range, c.coord_scale,
-                           [c.postprocess_for(t) for t in c.targets])
+                           [c.postprocess_for(t) for t in c.targets], pair=paired_targets(c.targets))
 
 
 @torch.no_grad()

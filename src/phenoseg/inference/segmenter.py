@@ -13,12 +13,11 @@ import torch
 
 from phenoseg.devices import pick_device
 from phenoseg.errors import PhenosegError
-from phenoseg.inference.choice import choose, fit
+from phenoseg.inference.choice import MULTIPLEX, choose, fit
 from phenoseg.inference.onnx_backend import OnnxNetwork, onnxruntime_available
 from phenoseg.inference.optimise import frozen_network
 from phenoseg.inference.plausibility import (
     check_pixel_size,
-    drop_outside,
     is_blank,
     missing_pixels,
     plausibility_notes,
@@ -33,11 +32,13 @@ from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.models.zoo import bundled_model_dirs, load_model
 from phenoseg.phenotype.table import ObjectTable, object_table
 from phenoseg.postprocess.fragments import keep_largest_parts
+from phenoseg.postprocess.pairing import contain_nuclei_np, paired_targets, renumber_objects
 from phenoseg.preprocess import prepare, upsample_labels
 
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
 AUTO_TILE = 2048  # images larger than this (at model resolution) are processed in tiles of this size
+CHANNELS_PER_FULL_TILE = 4  # a ChannelNet model given more channels gets tiles of proportionally smaller area
 BACKENDS = ("torch", "onnx", "auto")
 
 
@@ -58,14 +59,24 @@ class SegmentationResult:
 
 
 def choose_model_name(n_channels: int) -> str:
-    """The bundled model for an image with ``n_channels`` channels (RGB → brightfield, 1 → fluorescence)."""
-    name = AUTO_MODELS.get(n_channels)
+    """The bundled model for an image with ``n_channels`` channels once they are chosen (3 → brightfield,
+    1 → fluorescence nuclei, 2 or more others → fluorescence nuclei and cells)."""
+    name = AUTO_MODELS.get(n_channels, MULTIPLEX if n_channels >= 2 else None)
     if name is None or name not in bundled_model_dirs():
         raise PhenosegError(
             f"no bundled model fits a {n_channels}-channel image; pass model= a model name or folder "
             f"(bundled: {', '.join(bundled_model_dirs()) or 'none'})"
         )
     return name
+
+
+def auto_tile(cfg, n_channels: int) -> int:
+    """The tile side (px at model resolution) of an image too large for one pass: :data:`AUTO_TILE`, smaller
+    for a ChannelNet model given many channels (it holds features per channel: memory ∝ channels × area)."""
+    if cfg.adaptor is None or n_channels <= CHANNELS_PER_FULL_TILE:
+        return AUTO_TILE
+    side = AUTO_TILE * (CHANNELS_PER_FULL_TILE / n_channels) ** 0.5
+    return max(256, int(side) // 64 * 64)
 
 
 def machine_memory_gb() -> float:
@@ -190,6 +201,7 @@ class Segmenter:
         (with TTA when set) and postprocessing. The one function behind untiled, tiled and slide runs."""
         runner = self.runtime(net, n_pixels)
         decoder = build_decoder(net)
+        pair = decoder.pair
         timings = timings if timings is not None else {}
 
         def run(crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -207,8 +219,10 @@ class Segmenter:
                 labels, scores = decoder.decode_tta(raws, [frame_matrix(k, f) for k, f in TRANSFORMS], **thresholds)
             else:
                 labels, scores = decoder.decode(raw, **thresholds)
-            lab = labels[0].cpu().numpy()  # one piece per object (tiles and slides paste these)
-            out = np.stack([keep_largest_parts(x) for x in lab]), [s.cpu().numpy() for s in scores[0]]
+            lab = np.stack([keep_largest_parts(x) for x in labels[0].cpu().numpy()])  # one piece per object
+            if pair:
+                lab[pair[0]], lab[pair[1]] = contain_nuclei_np(lab[pair[0]], lab[pair[1]])
+            out = lab, [s.cpu().numpy() for s in scores[0]]
             timings["network_s"] = timings.get("network_s", 0.0) + t1 - t0
             timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t1
             return out
@@ -278,13 +292,15 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         timings["preprocess_s"] = time.perf_counter() - t1
-        tile = tile_size or (AUTO_TILE if max(data.shape[-2:]) > AUTO_TILE + self.overlap else None)
+        auto = auto_tile(cfg, data.shape[0])
+        tile = tile_size or (auto if max(data.shape[-2:]) > auto + self.overlap else None)
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
         n_pixels = (min(tile + 2 * self.overlap, data.shape[-2]) * min(tile + 2 * self.overlap, data.shape[-1])
                     if tile else data.shape[-2] * data.shape[-1])
         run = self.tile_function(net, thresholds, n_pixels, timings)
         if tile:  # tiles on the network's stride grid see exactly the features of an untiled run
-            labels, scores = segment_tiled(data, run, tile, self.overlap, net.stride, progress)
+            labels, scores = segment_tiled(data, run, tile, self.overlap, net.stride, progress,
+                                           paired_targets(cfg.targets))
             timings["tiles"] = tile
         else:
             labels, scores = run(data)
@@ -295,11 +311,17 @@ class Segmenter:
         out_labels, out_scores, tables = {}, {}, {}
         for i, target in enumerate(cfg.targets):
             lab = keep_largest_parts(upsample_labels(labels[i], shape).astype(np.uint32))
-            sc = np.asarray(scores[i])
             if invalid is not None:  # NaN / inf pixels are outside the image: no object there
-                lab, sc = drop_outside(lab, sc, invalid)
-            out_labels[target], out_scores[target] = lab, sc
-            tables[target] = object_table(lab, target, sc)
+                lab[invalid] = 0
+            out_labels[target], out_scores[target] = lab, np.asarray(scores[i])
+        pair = paired_targets(cfg.targets)
+        if pair:  # matched nuclei and cells stay matched on the input's grid
+            tn, tc = cfg.targets[pair[0]], cfg.targets[pair[1]]
+            out_labels[tn], out_labels[tc] = contain_nuclei_np(out_labels[tn], out_labels[tc])
+        renumber = renumber_objects(out_labels, out_scores, cfg.targets, pair)
+        for target in cfg.targets:
+            out_labels[target], out_scores[target] = renumber[target]
+            tables[target] = object_table(out_labels[target], target, out_scores[target])
         timings.update(resize_s=time.perf_counter() - t4, total_s=time.perf_counter() - t0)
         valid = int(invalid.size - invalid.sum()) if invalid is not None else shape[0] * shape[1]
         notes = plausibility_notes(tables, out_labels, float(px), cfg.object_stats, valid)

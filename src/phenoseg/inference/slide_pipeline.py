@@ -27,7 +27,7 @@ from shapely.geometry import box
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.plausibility import check_pixel_size
 from phenoseg.inference.tile_sources import TileJob, local_results
-from phenoseg.inference.tiling import Tile, owned_objects, paste_owned, plan_tiles
+from phenoseg.inference.tiling import Tile, owned_per_target, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import ImageWriter, LabelsWriter
@@ -36,6 +36,7 @@ from phenoseg.io.slide import Slide, open_slide
 from phenoseg.normalise import normalisation_stats
 from phenoseg.outputs.slide import ObjectWriter, finish_outputs
 from phenoseg.phenotype.table import object_centroids
+from phenoseg.postprocess.pairing import paired_targets
 from phenoseg.preprocess import resample_to
 
 STATE_VERSION = 1
@@ -164,6 +165,8 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         px0 = opts.pixel_size_um or slide.pixel_size_um
         cfg = net.config
         targets = list(cfg.targets)
+        pair = paired_targets(targets)
+        order = ([pair[1]] + [k for k in range(len(targets)) if k != pair[1]]) if pair else list(range(len(targets)))
         if not px0:
             raise PhenosegError(f"{path}: no pixel size in its metadata; pass pixel_size_um= (µm per pixel)")
         check_pixel_size(px0, cfg.pixel_size_um, slide.shape_yx, str(path))
@@ -275,15 +278,23 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                         if image_out is not None:
                             image_out.write(t.cy0, t.cx0, raw[:, t.cy0 - t.ry0 : t.cy1 - t.ry0,
                                                               t.cx0 - t.rx0 : t.cx1 - t.rx0])
-                        for k in range(len(targets)):
-                            kept = owned_objects(labels[k], ry0, t.rx0, t.core)
-                            if annotations is not None and kept.size:
-                                kept = kept[_inside(annotations, labels[k], kept, ry0, t.rx0, grid.to_level0)]
+                        owned = owned_per_target(labels, ry0, t.rx0, t.core, pair)
+                        if annotations is not None:  # kept by centroid (a paired nucleus by its cell's)
+                            owned = [kept[_inside(annotations, labels[pair[1] if pair and k == pair[0] else k], kept,
+                                                  ry0, t.rx0, grid.to_level0)] if kept.size else kept
+                                     for k, kept in enumerate(owned)]
+                        for k in order:  # a paired cell is pasted before its nucleus
+                            kept = owned[k]
                             if not kept.size:
                                 continue
                             first = state["next_label"][k]
-                            region = band[k, py0 - state["flushed"] : ry1 - state["flushed"], t.rx0 : t.rx1]
+                            rows = slice(py0 - state["flushed"], ry1 - state["flushed"])
+                            region = band[k, rows, t.rx0 : t.rx1]
                             local = paste_owned(region, labels[k][py0 - ry0 :], kept, first)
+                            if pair and k == pair[0]:  # a nucleus keeps only pixels its cell holds
+                                outside = (region > 0) & (band[pair[1], rows, t.rx0 : t.rx1] != region)
+                                region[outside] = 0
+                                local[outside] = 0
                             state["next_label"][k] += kept.size
                             feats, table = objects[k].describe(local, raw[:, py0 - ry0 :], first,
                                                                np.asarray(scores[k])[kept - 1], py0, t.rx0)

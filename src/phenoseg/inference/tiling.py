@@ -93,6 +93,24 @@ def owned_objects(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, 
     return np.flatnonzero(own)
 
 
+def owned_per_target(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, int, int, int],
+                     pair: list[int] | None = None) -> list[np.ndarray]:
+    """:func:`owned_objects` of every target of a tile's (T, h, w) labels. With ``pair`` = [nuclei, cells]
+    (matched labels: a nucleus has its cell's id) the cell's ownership decides for its nucleus too."""
+    kept = [owned_objects(labels[k], ry0, rx0, core) for k in range(labels.shape[0]) if not pair or k != pair[0]]
+    if pair:
+        kept.insert(pair[0], kept[pair[1] - (1 if pair[1] > pair[0] else 0)])
+    return kept
+
+
+def contain_pasted(out: np.ndarray, pair: list[int] | None, region: tuple[slice, slice]) -> None:
+    """After pasting a tile: a nucleus keeps only pixels its own cell holds (an earlier tile may have taken
+    some of the cell's pixels), so nuclei stay inside their cells."""
+    if pair:
+        nuc, cel = out[pair[0]][region], out[pair[1]][region]
+        nuc[(nuc > 0) & (cel != nuc)] = 0
+
+
 def paste_owned(region: np.ndarray, labels: np.ndarray, kept: np.ndarray, first: int) -> np.ndarray:
     """Write the ``kept`` objects of a tile's ``labels`` into ``region`` (the same pixels of the output,
     a view) as ids ``first``, ``first + 1``, …, only where ``region`` is still 0. Returns the tile's labels
@@ -116,11 +134,13 @@ def segment_tiled(
     overlap: int = 80,
     stride: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    pair: list[int] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Segment a normalised (C, H, W) image tile by tile.
 
     ``segment_tile`` maps a (C, h, w) crop to (labels (T, h, w) 1..n per target, [scores (n,)] per target).
-    Returns global labels (T, H, W) uint32 numbered 1..N per target in tile order, and their scores.
+    Returns global labels (T, H, W) uint32 numbered 1..N per target in tile order, and their scores. With
+    ``pair`` = [nuclei, cells] target indices (matched labels) a nucleus keeps its cell's global id.
     """
     _, h, w = image.shape
     tiles = plan_tiles(h, w, tile, overlap, stride)
@@ -133,13 +153,15 @@ def segment_tiled(
             out = np.zeros((labels.shape[0], h, w), np.uint32)
             scores = [[] for _ in range(labels.shape[0])]
             next_label = [1] * labels.shape[0]
+        owned = owned_per_target(labels, t.ry0, t.rx0, t.core, pair)
         for k in range(labels.shape[0]):
-            kept = owned_objects(labels[k], t.ry0, t.rx0, t.core)
+            kept = owned[k]
             if kept.size:
                 paste_owned(out[k, t.ry0 : t.ry1, t.rx0 : t.rx1], labels[k], kept, next_label[k])
                 sc = np.asarray(tile_scores[k])
                 scores[k].append(sc[kept - 1] if len(sc) >= int(labels[k].max()) else np.zeros(kept.size))
                 next_label[k] += kept.size
+        contain_pasted(out, pair, (slice(t.ry0, t.ry1), slice(t.rx0, t.rx1)))
         if progress is not None:
             progress(i + 1, len(tiles))
     assert out is not None

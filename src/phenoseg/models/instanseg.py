@@ -47,7 +47,7 @@ class InstanSegNet(nn.Module):
     @property
     def stride(self) -> int:
         """Input sides must be multiples of this."""
-        return self.encoder.stride
+        return max(self.encoder.stride, int(getattr(self.adaptor, "stride", 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = self.encoder(self.adaptor(x))

@@ -18,6 +18,7 @@ from torch import nn
 
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write, write_text_atomic
+from phenoseg.models import channelnet as _channelnet  # noqa: F401  (registers the ChannelNet adaptor)
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import build_instanseg, legacy_state_dict
 

@@ -9,6 +9,7 @@ from phenoseg.models.config import PostprocessConfig
 from phenoseg.models.instanseg import split_target
 from phenoseg.postprocess.labelling import merge_and_label
 from phenoseg.postprocess.membership import candidate_pairs, pair_features
+from phenoseg.postprocess.pairing import pair_labels
 from phenoseg.postprocess.seeds import find_seeds, max_seeds_for
 
 
@@ -29,6 +30,7 @@ class InstanceDecoder(nn.Module):
         coord_scale: float,
         postprocess: list[PostprocessConfig],
         seed_chunk: int = 256,
+        pair: list[int] | None = None,
     ) -> None:
         super().__init__()
         if len(postprocess) != len(mlps):
@@ -49,6 +51,24 @@ class InstanceDecoder(nn.Module):
         self.cleanups = [bool(p.cleanup_fragments) for p in postprocess]
         self.foreground_thresholds = [float(p.foreground_threshold) for p in postprocess]
         self.seed_chunk = seed_chunk
+        # [nuclei, cells] target indices of a nuclei + cells model: their labels are matched (postprocess.pairing)
+        self.pair: list[int] = list(pair) if pair is not None else []
+        if self.pair and (len(self.pair) != 2 or max(self.pair) >= len(mlps)):
+            raise ValueError("pair= takes the [nuclei, cells] target indices")
+
+    def _paired(self, out: torch.Tensor, all_scores: list[list[torch.Tensor]]
+                ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Nucleus and cell labels matched one to one (a nucleus carries its cell's id), when the model has both."""
+        if len(self.pair) == 0:
+            return out, all_scores
+        tn, tc = self.pair[0], self.pair[1]
+        for i in range(out.shape[0]):
+            nuc, cel, ns, cs = pair_labels(out[i, tn], out[i, tc], all_scores[i][tn], all_scores[i][tc])
+            out[i, tn] = nuc
+            out[i, tc] = cel
+            all_scores[i][tn] = ns
+            all_scores[i][tc] = cs
+        return out, all_scores
 
     def forward(
         self,
@@ -113,7 +133,7 @@ class InstanceDecoder(nn.Module):
                                                  self.cleanups[t])
                 out[i, t] = labels
                 all_scores[i].append(scores)
-        return out, all_scores
+        return self._paired(out, all_scores)
 
     @torch.jit.export
     def decode(
@@ -159,4 +179,4 @@ class InstanceDecoder(nn.Module):
                 )
                 out[i, t] = labels
                 all_scores[i].append(scores)
-        return out, all_scores
+        return self._paired(out, all_scores)
