@@ -138,3 +138,90 @@ def test_sampler_pads_real_images_and_marks_cells_unannotated():
     for i in real_rows:  # real one-channel crops are padded with absent (NaN) channels
         assert np.isnan(imgs[i, -1]).all() and not np.isnan(imgs[i, 0]).any()
     assert pad_channels(np.zeros((2, 4, 4), np.float32), 2).shape == (2, 4, 4)
+
+
+def _multiplex_tiff(path, image: np.ndarray, names: list[str]) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, image.astype(np.uint16), metadata={"axes": "CYX", "Channel": {"Name": names}},
+                     photometric="minisblack",
+                     resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
+
+
+def test_cli_multiplex_any_order_gives_the_same_cells(tmp_path, capsys):
+    """A 5-channel OME-TIFF goes to the bundled ChannelNet model on its own; the same image with its channels
+    in another order gives exactly the same nuclei and cells, and the same measurements per channel name."""
+    import csv
+
+    import tifffile
+
+    from phenoseg.cli import main
+
+    nuclei = synthetic_labels((160, 160), 40, seed=3, radius=(4, 7))
+    s = render_multiplex(nuclei, np.random.default_rng(3), n_channels=5)
+    names = [f"{k}_{i}" if k != "nuclear" else "DAPI" for i, k in enumerate(s.kinds)]
+    order = [3, 0, 4, 1, 2]
+    _multiplex_tiff(tmp_path / "a.tif", s.image, names)
+    _multiplex_tiff(tmp_path / "b.tif", s.image[order], [names[i] for i in order])
+    assert main(["segment", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"),
+                 "--outputs", "labels,csv,geojson"]) == 0
+    err = capsys.readouterr().err
+    assert "fluorescence_nuclei_and_cells" in err
+    out = tmp_path / "out"
+    for target in ("nuclei", "cells"):
+        a, b = tifffile.imread(out / f"a_{target}.tif"), tifffile.imread(out / f"b_{target}.tif")
+        assert a.max() > 10, target
+        assert np.array_equal(a, b), target
+    _matched(tifffile.imread(out / "a_nuclei.tif"), tifffile.imread(out / "a_cells.tif"))
+
+    def rows(p):
+        with open(p) as f:
+            return list(csv.DictReader(f))
+
+    ra, rb = rows(out / "a_measurements.csv"), rows(out / "b_measurements.csv")
+    assert len(ra) == len(rb) == tifffile.imread(out / "a_cells.tif").max()
+    key = next(k for k in ra[0] if k.startswith("DAPI"))  # a per-channel column, by its channel name
+    assert [r[key] for r in ra] == [r[key] for r in rb]
+    import json
+
+    features = json.loads((out / "a.geojson").read_text())["features"]
+    assert all(f["properties"]["objectType"] == "cell" for f in features)
+    assert sum("nucleusGeometry" in f for f in features) > 0.8 * len(features)
+
+
+def test_train_channelnet_on_panels_of_different_sizes(tmp_path, capsys):
+    """`phenoseg train --channelnet` takes a dataset whose images have 2, 3 and 5 channels (nuclei + cells),
+    and the model it writes segments an image with yet another channel count."""
+    import json
+
+    import tifffile
+
+    from phenoseg.cli import main
+    from phenoseg.models.zoo import load_model
+
+    root = tmp_path / "panels"
+    for d in ("images", "labels_nuclei", "labels_cells"):
+        (root / d).mkdir(parents=True)
+    split = {}
+    for i, count in enumerate([2, 3, 5, 2, 3]):
+        nuclei = synthetic_labels((96, 96), 14, seed=i, radius=(4, 7))
+        s = render_multiplex(nuclei, np.random.default_rng(i), n_channels=count)
+        tifffile.imwrite(root / "images" / f"im{i}.tif", s.image.astype(np.uint16), metadata={"axes": "CYX"},
+                         photometric="minisblack")
+        tifffile.imwrite(root / "labels_nuclei" / f"im{i}.tif", s.nuclei.astype(np.uint16))
+        tifffile.imwrite(root / "labels_cells" / f"im{i}.tif", s.cells.astype(np.uint16))
+        split[f"im{i}"] = "val" if i == 4 else "train"
+    (root / "manifest.json").write_text(json.dumps({"name": "panels", "pixel_size_um": 0.5, "split": split}))
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(root), "--out", str(out), "--steps", "6", "--crop", "64", "--batch", "3",
+                 "--widths", "8,16", "--window", "32", "--modality", "fluorescence", "--channelnet", "--no-tune",
+                 "--separate-decoders", "--val-minutes", "100", "--quiet"]) == 0
+    net = load_model(out)
+    assert net.config.adaptor == {"kind": "channelnet"} and net.config.targets == ["nuclei", "cells"]
+    assert net.config.training["images"]["train"] == 4  # every channel count was loaded
+    with torch.no_grad():
+        assert net(torch.rand(1, 7, 32, 32)).shape[1] == 2 * net.config.head_channels
+    # a ChannelNet adaptor cannot be put on a model trained without one
+    code = main(["train", "--data", str(root), "--out", str(tmp_path / "m2"), "--steps", "1", "--channelnet",
+                 "--init", "fluorescence_nuclei", "--quiet"])
+    assert code != 0 and "ChannelNet" in capsys.readouterr().err

@@ -186,7 +186,7 @@ def _process(path: Path, options: SegmentOptions, seg, reporter: Reporter, annou
 
 def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter, outdir: Path, kinds: list[str],
                    executor, announced: set):
-    from phenoseg.inference.slide_pipeline import SLIDE_TILE, SlideOptions, segment_slide
+    from phenoseg.inference.slide_pipeline import SlideOptions, segment_slide
     from phenoseg.io.channels import channel_indices
     from phenoseg.io.slide import open_slide
 
@@ -207,7 +207,7 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
         if not outs:
             raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
-    opts = SlideOptions(tile=options.tile_size or SLIDE_TILE, tissue_mask=options.tissue_mask, outputs=outs,
+    opts = SlideOptions(tile=options.tile_size, tissue_mask=options.tissue_mask, outputs=outs,
                         pixel_size_um=options.pixel_size_um, channels=channels, measure_channels=measure,
                         progress=not options.quiet,
                         resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes),

@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "labels_cells/ → cells)")
     tr.add_argument("--separate-decoders", action="store_true",
                     help="one decoder per target instead of one shared decoder (multi-target models)")
+    tr.add_argument("--channelnet", action="store_true",
+                    help="a ChannelNet adaptor in front of the network: images may have any number and order of "
+                         "channels (multiplexed panels; batches padded with absent channels)")
     tr.add_argument("--widths", default="16,32,64,128", help="encoder / decoder widths per level")
     tr.add_argument("--blocks-per-level", type=int, default=1, help="residual blocks per level")
     tr.add_argument("--grow", action="store_true",

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         val_max_images=args.val_max_images, tune=not args.no_tune, blocks_per_level=args.blocks_per_level,
         grow=args.grow, scale_jitter=args.scale_jitter,
         targets=[t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None,
-        separate_decoders=args.separate_decoders, overwrite=args.overwrite,
+        separate_decoders=args.separate_decoders, overwrite=args.overwrite, channelnet=args.channelnet,
     )
     try:
         summary = train(opts)

@@ -32,10 +32,12 @@ class OnnxNetwork:
             import onnxruntime as ort
         except ImportError as exc:
             raise PhenosegError("backend=onnx needs onnxruntime: pip install 'phenoseg[onnx]'") from exc
-        c = net.config.in_channels
+        any_channels = net.config.adaptor is not None  # ChannelNet: the channel count varies too
+        c = 2 if any_channels else net.config.in_channels
+        axes = {0: "b", 1: "c", 2: "h", 3: "w"} if any_channels else {0: "b", 2: "h", 3: "w"}
         buf = io.BytesIO()
         torch.onnx.export(net.eval(), (torch.zeros(1, c, 64, 64),), buf, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "y": {0: "b", 2: "h", 3: "w"}},
+                          dynamic_axes={"x": axes, "y": {0: "b", 2: "h", 3: "w"}},
                           opset_version=17, dynamo=False)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()

@@ -24,7 +24,7 @@ from phenoseg.inference.plausibility import (
     work_estimate,
 )
 from phenoseg.inference.runner import build_decoder, network_output
-from phenoseg.inference.tiling import TileFunction, segment_tiled
+from phenoseg.inference.tiling import TileFunction, channel_scaled_tile, segment_tiled
 from phenoseg.inference.tta import TRANSFORMS, apply, frame_matrix, undo_output
 from phenoseg.io.channels import image_from_array, select_channels
 from phenoseg.io.images import Image, read_image
@@ -38,7 +38,6 @@ from phenoseg.preprocess import prepare, upsample_labels
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
 AUTO_TILE = 2048  # images larger than this (at model resolution) are processed in tiles of this size
-CHANNELS_PER_FULL_TILE = 4  # a ChannelNet model given more channels gets tiles of proportionally smaller area
 BACKENDS = ("torch", "onnx", "auto")
 
 
@@ -68,15 +67,6 @@ def choose_model_name(n_channels: int) -> str:
             f"(bundled: {', '.join(bundled_model_dirs()) or 'none'})"
         )
     return name
-
-
-def auto_tile(cfg, n_channels: int) -> int:
-    """The tile side (px at model resolution) of an image too large for one pass: :data:`AUTO_TILE`, smaller
-    for a ChannelNet model given many channels (it holds features per channel: memory ∝ channels × area)."""
-    if cfg.adaptor is None or n_channels <= CHANNELS_PER_FULL_TILE:
-        return AUTO_TILE
-    side = AUTO_TILE * (CHANNELS_PER_FULL_TILE / n_channels) ** 0.5
-    return max(256, int(side) // 64 * 64)
 
 
 def machine_memory_gb() -> float:
@@ -292,7 +282,7 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         timings["preprocess_s"] = time.perf_counter() - t1
-        auto = auto_tile(cfg, data.shape[0])
+        auto = channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
         tile = tile_size or (auto if max(data.shape[-2:]) > auto + self.overlap else None)
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
         n_pixels = (min(tile + 2 * self.overlap, data.shape[-2]) * min(tile + 2 * self.overlap, data.shape[-1])

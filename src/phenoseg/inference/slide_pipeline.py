@@ -27,7 +27,7 @@ from shapely.geometry import box
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.plausibility import check_pixel_size
 from phenoseg.inference.tile_sources import TileJob, local_results
-from phenoseg.inference.tiling import Tile, owned_per_target, paste_owned, plan_tiles
+from phenoseg.inference.tiling import Tile, channel_scaled_tile, owned_per_target, paste_owned, plan_tiles
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import ImageWriter, LabelsWriter
@@ -50,7 +50,7 @@ class SlideOptions:
     The default tile (1536 px + 2 × 80 px context) keeps peak memory near 2.5 GB with ONNX Runtime
     (benchmarks/wsi.py); larger tiles are a little faster and need more memory."""
 
-    tile: int = SLIDE_TILE
+    tile: int | None = None  # None: SLIDE_TILE, smaller for a ChannelNet model given many channels
     overlap: int = 80
     tissue_mask: bool = True
     outputs: list[str] = field(default_factory=lambda: ["zarr", "geojson", "csv"])
@@ -164,6 +164,9 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
         names = all_names if opts.measure_channels is None else [all_names[c] for c in opts.measure_channels]
         px0 = opts.pixel_size_um or slide.pixel_size_um
         cfg = net.config
+        n_in = len(opts.channels) if opts.channels is not None else len(all_names)
+        tile = opts.tile or channel_scaled_tile(SLIDE_TILE, n_in, cfg.adaptor is not None)
+        opts = dataclasses.replace(opts, tile=tile)
         targets = list(cfg.targets)
         pair = paired_targets(targets)
         order = ([pair[1]] + [k for k in range(len(targets)) if k != pair[1]]) if pair else list(range(len(targets)))

@@ -44,6 +44,17 @@ class Tile:
         return self.cy0, self.cy1, self.cx0, self.cx1
 
 
+CHANNELS_PER_FULL_TILE = 4  # a ChannelNet model given more channels gets tiles of proportionally smaller area
+
+
+def channel_scaled_tile(tile: int, n_channels: int, per_channel: bool) -> int:
+    """The automatic tile side for a network whose memory grows with the channel count (ChannelNet holds
+    features per channel): ``tile`` up to :data:`CHANNELS_PER_FULL_TILE` channels, then area ∝ 1 / channels."""
+    if not per_channel or n_channels <= CHANNELS_PER_FULL_TILE:
+        return tile
+    return max(256, int(tile * (CHANNELS_PER_FULL_TILE / n_channels) ** 0.5) // 64 * 64)
+
+
 def balanced_core(n: int, tile: int, stride: int) -> int:
     """Core size for ``n`` px in tiles of about ``tile``: equal cores (2048 px with tile 1536 gives two
     cores of 1024, not 1536 + 512), rounded up to a multiple of the network's stride."""

@@ -47,10 +47,11 @@ class SetBlock(nn.Module):
         return F.relu(y + (s(x) if s is not None else x))
 
 
-def set_max(members: torch.Tensor, valid: torch.Tensor, n_channels: int) -> torch.Tensor:
+def set_max(members: torch.Tensor, valid: torch.Tensor, n_channels: int, all_valid: bool) -> torch.Tensor:
     """Max over each image's present members: (N·C, F, H, W) features ≥ 0 and (N, C) validity → (N, F, H, W)."""
     m = members.unflatten(0, (valid.shape[0], n_channels))
-    m = m * valid[:, :, None, None, None].to(m.dtype)  # features are ≥ 0, so 0 never beats a present member
+    if not all_valid:  # features are ≥ 0, so a zeroed absent member never beats a present one
+        m = m * valid[:, :, None, None, None].to(m.dtype)
     return m.amax(1)
 
 
@@ -77,7 +78,10 @@ class ChannelNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[0], x.shape[1]
         valid = ~torch.isnan(x).flatten(2).all(-1)  # (N, C): all-NaN channels are absent
-        h = torch.nan_to_num(x, nan=0.0).reshape(n * c, 1, x.shape[2], x.shape[3])
+        all_valid = bool(valid.all())
+        if not all_valid:
+            x = torch.nan_to_num(x, nan=0.0)
+        h = x.reshape(n * c, 1, x.shape[2], x.shape[3])
         skips: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
         for i, block in enumerate(self.down):
@@ -86,8 +90,9 @@ class ChannelNet(nn.Module):
                 assert pooled is not None
                 pooled = F.max_pool2d(pooled, 2)
             h = block(h, pooled, c)
-            h = h * valid.reshape(n * c, 1, 1, 1).to(h.dtype)  # absent members stay 0
-            pooled = set_max(h, valid, c)
+            if not all_valid:  # absent members stay 0
+                h = h * valid.reshape(n * c, 1, 1, 1).to(h.dtype)
+            pooled = set_max(h, valid, c, all_valid)
             skips.append(h)
         assert pooled is not None
         for j, (project, block) in enumerate(zip(self.project, self.up)):
@@ -95,8 +100,9 @@ class ChannelNet(nn.Module):
             h = F.interpolate(project(h), scale_factor=2.0, mode="nearest") + skip
             pooled = F.interpolate(pooled, scale_factor=2.0, mode="nearest")
             h = block(h, pooled, c)
-            h = h * valid.reshape(n * c, 1, 1, 1).to(h.dtype)
-            pooled = set_max(h, valid, c)
+            if not all_valid:
+                h = h * valid.reshape(n * c, 1, 1, 1).to(h.dtype)
+            pooled = set_max(h, valid, c, all_valid)
         return self.head(pooled)
 
 

@@ -104,7 +104,7 @@ def intensity(img: np.ndarray, rng: np.random.Generator, rgb: bool, strong: bool
         img = ndi.gaussian_filter(img, sigma=(0, float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.3, 1.5))))
     if rng.random() < 0.3:
         img = img + rng.normal(0, rng.uniform(0.005, 0.05), size=img.shape).astype(np.float32)
-    if strong and rng.random() < 0.25:
+    if strong and img.shape[0] in (1, 3) and rng.random() < 0.25:
         img = jpeg(img, rng)
     return img.astype(np.float32)
 
@@ -145,4 +145,7 @@ class CropSampler:
             imgs.append(intensity(img, self.rng, self.rgb, self.strong))
             labs.append(lab)
             seeds.append(seed)
+        width = max(i.shape[0] for i in imgs)  # images of other channel counts (ChannelNet): absent channels
+        imgs = [np.concatenate([i, np.full((width - i.shape[0],) + i.shape[1:], np.nan, np.float32)])
+                if i.shape[0] < width else i for i in imgs]
         return np.stack(imgs), np.stack(labs), np.stack(seeds)

@@ -45,13 +45,13 @@ def load_split(
     root: str | Path,
     split: str,
     model_pixel_size: float,
-    channels: int,
+    channels: int | None,
     data_pixel_size: float | None = None,
     targets: list[str] | tuple[str, ...] = ("nuclei",),
     max_images: int | None = None,
 ) -> list[Sample]:
-    """Every image of ``split`` with ``channels`` channels and labels for at least one of ``targets``, at
-    the model's pixel size. Datasets without a recorded pixel size need ``data_pixel_size``."""
+    """Every image of ``split`` with ``channels`` channels (None: any) and labels for at least one of
+    ``targets``, at the model's pixel size. Datasets without a recorded pixel size need ``data_pixel_size``."""
     root = Path(root)
     manifest = load_manifest(root)
     name = manifest.get("name", root.name)
@@ -69,7 +69,7 @@ def load_split(
         if all(f is None for f in files):
             continue
         img = read_image(find_image_file(root, image_id))
-        if img.data.shape[0] != channels:
+        if channels is not None and img.data.shape[0] != channels:
             continue
         image = prepare(img.data, px, model_pixel_size).data
         maps = []

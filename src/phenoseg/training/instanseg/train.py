@@ -63,6 +63,7 @@ class TrainOptions:
     targets: list[str] | None = None  # None: every target the datasets have labels for
     separate_decoders: bool = False  # one decoder per target instead of one shared
     overwrite: bool = False  # replace a model already in ``out`` (else refused unless resuming)
+    channelnet: bool = False  # a ChannelNet adaptor: images with any number / order of channels
 
 
 class CropStream(torch.utils.data.IterableDataset):
@@ -103,7 +104,7 @@ def _targets(opts: TrainOptions) -> list[str]:
     return found
 
 
-def _load(opts: TrainOptions, split: str, channels: int, targets: list[str], max_images: int | None
+def _load(opts: TrainOptions, split: str, channels: int | None, targets: list[str], max_images: int | None
           ) -> list[Sample]:
     out: list[Sample] = []
     for d in opts.data:
@@ -142,9 +143,11 @@ def train(opts: TrainOptions) -> dict:
 
 def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) -> tuple[ModelConfig, object]:
     """The new model's config (and the --init model, or None)."""
+    any_channels = opts.channelnet
     config = ModelConfig(
-        name=opts.name or out.name, description=opts.description, in_channels=channels,
-        channel_names=default_channel_names(channels, channels == 3),
+        name=opts.name or out.name, description=opts.description, in_channels=1 if any_channels else channels,
+        channel_names=["any"] if any_channels else default_channel_names(channels, channels == 3),
+        adaptor={"kind": "channelnet"} if any_channels else None,
         modality=opts.modality, targets=targets, pixel_size_um=opts.pixel_size, widths=list(opts.widths),
         blocks_per_level=opts.blocks_per_level, decoder_groups=[[t] for t in targets] if opts.separate_decoders
         else None,
@@ -153,6 +156,9 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
     if opts.init:  # fine-tune: start from a model's weights and architecture
         base = load_model(opts.init)
         bc = base.config
+        if opts.channelnet and bc.adaptor is None:
+            raise PhenosegError(f"init={opts.init}: has no ChannelNet adaptor; channelnet= cannot apply to it "
+                                "(start without init=, or from fluorescence_nuclei_and_cells)")
         if not bc.accepts(channels):
             raise PhenosegError(f"init={opts.init}: {bc.in_channels} channel(s), the data have {channels}")
         if opts.targets and list(opts.targets) != list(bc.targets):
@@ -162,6 +168,8 @@ def _config(opts: TrainOptions, out: Path, channels: int, targets: list[str]) ->
             raise PhenosegError(f"init={opts.init}: its targets share one decoder; --separate-decoders cannot apply "
                                 "to a model trained that way")
         config.targets, config.decoder_groups, config.adaptor = list(bc.targets), bc.decoder_groups, bc.adaptor
+        if bc.adaptor is not None:  # fine-tuning a ChannelNet model: it keeps taking any channel count
+            config.in_channels, config.channel_names = bc.in_channels, list(bc.channel_names)
         config.postprocess = copy.deepcopy(bc.postprocess)
         if not opts.grow:  # plain fine-tuning keeps the architecture; --grow takes widths / blocks from opts
             config.widths, config.blocks_per_level = list(bc.widths), bc.blocks_per_level
@@ -192,8 +200,9 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
     channels = _detect_channels(opts)
     config, base = _config(opts, out, channels, _targets(opts))
     targets = config.targets
-    train_samples = _load(opts, "train", channels, targets, None)
-    val_samples = _load(opts, "val", channels, targets, opts.val_max_images)
+    wanted = None if config.adaptor is not None else channels  # an adaptor takes every channel count
+    train_samples = _load(opts, "train", wanted, targets, None)
+    val_samples = _load(opts, "val", wanted, targets, opts.val_max_images)
     if not train_samples:
         raise PhenosegError("no training images with labels found in the given datasets (their 'split' in "
                             "manifest.json names none 'train', or no image has a label file)")
@@ -224,8 +233,9 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
     step0 = 0
     if opts.resume:
         step0 = json.loads((out / "checkpoint" / "state.json").read_text())["info"]["step"]
+    rgb = channels == 3 and config.adaptor is None
     if opts.workers > 0:  # crops drawn in worker processes (seeded by run seed and step: resumable, not bitwise)
-        stream = CropStream(train_samples, opts.crop, channels == 3, opts.strong_augment, opts.batch,
+        stream = CropStream(train_samples, opts.crop, rgb, opts.strong_augment, opts.batch,
                             [opts.seed, step0], opts.scale_jitter)
         loader = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=opts.workers,
                                                   pin_memory=device.type == "cuda", prefetch_factor=4))
@@ -233,7 +243,7 @@ def _train(opts: TrainOptions, device: torch.device) -> dict:
         def next_batch():
             return next(loader)
     else:
-        sampler = CropSampler(train_samples, opts.crop, channels == 3, opts.strong_augment, rng, opts.scale_jitter)
+        sampler = CropSampler(train_samples, opts.crop, rgb, opts.strong_augment, rng, opts.scale_jitter)
 
         def next_batch():
             return tuple(torch.from_numpy(a) for a in sampler.batch(opts.batch))
