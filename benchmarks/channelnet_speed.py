@@ -78,8 +78,8 @@ def main() -> None:
     for c in (1, 2, 5, 10, 20, 40):
         img = field(512, c, 7)
         data = np.clip(img / np.percentile(img, 99.9), 0, 2).astype(np.float32)
-        n_med, _ = median_time(lambda: network_output(net, data), repeats=3)
-        w_med, _ = median_time(lambda: seg.segment(img, PX), repeats=3)
+        n_med, _ = median_time(lambda data=data: network_output(net, data), repeats=3)
+        w_med, _ = median_time(lambda img=img: seg.segment(img, PX), repeats=3)
         growth[str(c)] = {"network_s": round(n_med, 3), "segment_s": round(w_med, 3)}
     base = growth["1"]["network_s"]
     for v in growth.values():

@@ -165,8 +165,8 @@ def test_cli_multiplex_any_order_gives_the_same_cells(tmp_path, capsys):
     _multiplex_tiff(tmp_path / "b.tif", s.image[order], [names[i] for i in order])
     assert main(["segment", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"),
                  "--outputs", "labels,csv,geojson"]) == 0
-    err = capsys.readouterr().err
-    assert "fluorescence_nuclei_and_cells" in err
+    said = capsys.readouterr()
+    assert "model 'fluorescence_nuclei_and_cells'" in said.out + said.err
     out = tmp_path / "out"
     for target in ("nuclei", "cells"):
         a, b = tifffile.imread(out / f"a_{target}.tif"), tifffile.imread(out / f"b_{target}.tif")
@@ -186,7 +186,8 @@ def test_cli_multiplex_any_order_gives_the_same_cells(tmp_path, capsys):
 
     features = json.loads((out / "a.geojson").read_text())["features"]
     assert all(f["properties"]["objectType"] == "cell" for f in features)
-    assert sum("nucleusGeometry" in f for f in features) > 0.8 * len(features)
+    with_nucleus = len(np.unique(tifffile.imread(out / "a_nuclei.tif"))) - 1
+    assert sum("nucleusGeometry" in f for f in features) == with_nucleus > 0.5 * len(features)
 
 
 def test_train_channelnet_on_panels_of_different_sizes(tmp_path, capsys):

@@ -64,7 +64,15 @@ def test_two_channel_ome_tiff_uses_dapi_and_measures_both(tmp_path, capsys, fluo
     path = tmp_path / "panel.ome.tif"
     tifffile.imwrite(path, np.stack([cd45, fluo]), metadata={"axes": "CYX", "Channel": {"Name": ["CD45", "DAPI"]},
                                                               "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
-    code, out, _ = segment(capsys, path, "-o", tmp_path / "out", "--outputs", "csv,geojson")
+    # automatically: two channels with signal → nuclei and cells from both (ChannelNet)
+    code, out, _ = segment(capsys, path, "-o", tmp_path / "auto", "--outputs", "csv")
+    assert code == 0 and "fluorescence_nuclei_and_cells" in out
+    with open(tmp_path / "auto" / "panel_measurements.csv") as fh:
+        header = next(csv.reader(fh))
+    assert "DAPI" in header and "CD45_nucleus_intensity_mean" in header  # cells, their nuclei a compartment
+    # the one-channel model segments on DAPI (by its name) and measures both
+    code, out, _ = segment(capsys, path, "-o", tmp_path / "out", "--outputs", "csv,geojson", "--model",
+                           "fluorescence_nuclei")
     assert code == 0 and "'DAPI'" in out and "nuclear stain" in out
     with open(tmp_path / "out" / "panel_measurements.csv") as fh:
         header = next(csv.reader(fh))
@@ -82,7 +90,7 @@ def test_named_channels_without_a_nuclear_stain_are_refused_with_a_hint(tmp_path
     path = tmp_path / "markers.ome.tif"
     tifffile.imwrite(path, np.stack([fluo, fluo // 2]), metadata={"axes": "CYX", "Channel": {"Name": ["CD3", "CD8"]},
                                                                   "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
-    code, _, err = segment(capsys, path, "-o", tmp_path / "out")
+    code, _, err = segment(capsys, path, "-o", tmp_path / "out", "--model", "fluorescence_nuclei")
     assert code == 1 and "CD3, CD8" in err and "--channels" in err and "Traceback" not in err
     code, out, _ = segment(capsys, path, "-o", tmp_path / "out", "--channels", "CD3", "--outputs", "csv")
     assert code == 0

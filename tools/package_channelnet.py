@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("run_dir")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--val-synthetic", type=int, default=24)
+    ap.add_argument("--val-real", type=int, default=30, help="DSB2018 fluorescence val images used (of 81)")
     ap.add_argument("--no-tune", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -52,7 +53,7 @@ def main() -> None:
     samples = validation_samples(val_maps, args.val_synthetic, 256, 101)
     for r in real_roots:
         samples += [as_two_targets(s) for s in load_split(r, "val", cfg.pixel_size_um, 1,
-                                                          overrides.get(Path(r).name), ["nuclei"])]
+                                                          overrides.get(Path(r).name), ["nuclei"], args.val_real)]
     raws = network_outputs(net, samples, "cpu")
     decoder = build_decoder(net)
     if not args.no_tune:
@@ -65,7 +66,7 @@ def main() -> None:
     # what the training objects looked like: synthetic fields from the train maps, nuclei and cells apart
     rng = np.random.default_rng(5)
     maps = nucleus_maps(roots, "train", cfg.pixel_size_um, overrides)
-    drawn = [synthetic_sample(crop_map(maps, 256, rng, (0.8, 1.5)), rng, _settings(), 2) for _ in range(60)]
+    drawn = [synthetic_sample(crop_map(maps, 256, rng, (0.7, 2.2)), rng, _settings(), 2) for _ in range(60)]
     cfg.object_stats = {t: object_statistics([(s.labels[i], cfg.pixel_size_um) for s in drawn])
                         for i, t in enumerate(cfg.targets)}
     cfg.name = NAME

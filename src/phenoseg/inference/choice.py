@@ -91,8 +91,10 @@ def choose(names: list[str], data: np.ndarray, rgb: bool, available) -> Choice:
         elif n == 1 and fl in available:
             return Choice(fl, None, "dark background: fluorescence")
     if n >= 2 and not rgb and MULTIPLEX in available and not bright_background(data):
-        return Choice(MULTIPLEX, None, f"fluorescence with {n} channels: nuclei and whole cells from all of them "
-                                       "(ChannelNet; channels= picks a subset)")
+        spread = spreads(data)
+        if int((spread > EMPTY_SIGNAL * max(spread.max(), 1e-12)).sum()) >= 2:
+            return Choice(MULTIPLEX, None, f"fluorescence with {n} channels: nuclei and whole cells from all of them "
+                                           "(ChannelNet; channels= picks a subset)")
     if fl not in available:
         raise PhenosegError(f"no bundled model fits a {n}-channel image; pass model= a model name or folder")
     i, why = nuclear_channel(names, data, rgb)

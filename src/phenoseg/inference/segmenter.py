@@ -191,7 +191,7 @@ class Segmenter:
         (with TTA when set) and postprocessing. The one function behind untiled, tiled and slide runs."""
         runner = self.runtime(net, n_pixels)
         decoder = build_decoder(net)
-        pair = decoder.pair
+        pair = paired_targets(net.config.targets)
         timings = timings if timings is not None else {}
 
         def run(crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -156,11 +156,13 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             if bad:
                 raise PhenosegError(f"{path}: channels {bad} out of range (the slide has {len(all_names)})")
         thumb_all, thumb_down = thumbnail(slide)
-        if opts.channels is not None:
-            net, choice = segmenter.model_for(len(opts.channels)), ""
-        else:  # chosen from the thumbnail as for an image in memory (names, background, empty channels)
-            net, chosen, choice = segmenter.choose_channels(all_names, thumb_all, slide.rgb)
-            opts = dataclasses.replace(opts, channels=chosen)
+        # chosen from the thumbnail as for an image in memory (names, background, empty channels), among the
+        # channels given when there are
+        given = list(opts.channels) if opts.channels is not None else list(range(len(all_names)))
+        rgb = slide.rgb and given == [0, 1, 2]
+        net, chosen, choice = segmenter.choose_channels([all_names[c] for c in given], thumb_all[given], rgb)
+        picked = [given[i] for i in chosen] if chosen is not None else opts.channels
+        opts = dataclasses.replace(opts, channels=picked)
         names = all_names if opts.measure_channels is None else [all_names[c] for c in opts.measure_channels]
         px0 = opts.pixel_size_um or slide.pixel_size_um
         cfg = net.config

@@ -52,14 +52,15 @@ class InstanceDecoder(nn.Module):
         self.foreground_thresholds = [float(p.foreground_threshold) for p in postprocess]
         self.seed_chunk = seed_chunk
         # [nuclei, cells] target indices of a nuclei + cells model: their labels are matched (postprocess.pairing)
-        self.pair: list[int] = list(pair) if pair is not None else []
-        if self.pair and (len(self.pair) != 2 or max(self.pair) >= len(mlps)):
+        # ([-1, -1]: none; a list TorchScript can type)
+        self.pair: list[int] = list(pair) if pair is not None else [-1, -1]
+        if pair is not None and (len(self.pair) != 2 or max(self.pair) >= len(mlps)):
             raise ValueError("pair= takes the [nuclei, cells] target indices")
 
     def _paired(self, out: torch.Tensor, all_scores: list[list[torch.Tensor]]
                 ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Nucleus and cell labels matched one to one (a nucleus carries its cell's id), when the model has both."""
-        if len(self.pair) == 0:
+        if self.pair[0] < 0:
             return out, all_scores
         tn, tc = self.pair[0], self.pair[1]
         for i in range(out.shape[0]):

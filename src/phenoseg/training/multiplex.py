@@ -124,7 +124,7 @@ class MultiplexSampler:
 
     def __init__(self, maps: list[np.ndarray], real: list[Sample], crop: int, rng: np.random.Generator,
                  settings: MultiplexSettings | None = None, real_fraction: float = 0.25,
-                 zoom: tuple[float, float] = (0.8, 1.5)):
+                 zoom: tuple[float, float] = (0.7, 2.2)):
         self.maps, self.crop, self.rng, self.zoom = maps, crop, rng, zoom
         self.real = [as_two_targets(s) for s in real]
         self.settings = settings or MultiplexSettings()
