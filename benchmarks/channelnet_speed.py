@@ -73,6 +73,14 @@ def main() -> None:
     med, times = median_time(lambda: seg.segment(big, PX), repeats=3)
     out["image_1024_20_channels"] = {"seconds_median": round(med, 2), "s_per_mp": round(med / 1.048576, 2),
                                      "times": [round(x, 2) for x in times]}
+    from phenoseg.inference.onnx_backend import onnxruntime_available
+
+    if onnxruntime_available():
+        fast = Segmenter(args.model, device="cpu", backend="onnx")
+        fast.segment(big[:, :256, :256], PX)
+        med, times = median_time(lambda: fast.segment(big, PX), repeats=3, warmup=0)
+        out["image_1024_20_channels_onnx"] = {"seconds_median": round(med, 2), "s_per_mp": round(med / 1.048576, 2),
+                                              "times": [round(x, 2) for x in times]}
 
     growth = {}
     for c in (1, 2, 5, 10, 20, 40):

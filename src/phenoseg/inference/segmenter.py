@@ -283,7 +283,8 @@ class Segmenter:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         timings["preprocess_s"] = time.perf_counter() - t1
         auto = channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
-        tile = tile_size or (auto if max(data.shape[-2:]) > auto + self.overlap else None)
+        # tiles only pay when a read window (tile + context on both sides) is smaller than the image
+        tile = tile_size or (auto if max(data.shape[-2:]) > auto + 2 * self.overlap else None)
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
         n_pixels = (min(tile + 2 * self.overlap, data.shape[-2]) * min(tile + 2 * self.overlap, data.shape[-1])
                     if tile else data.shape[-2] * data.shape[-1])
