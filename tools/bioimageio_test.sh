@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `bioimageio test` (bioimageio.core) on both bundled models, exported as BioImage.IO packages.
+# `bioimageio test` (bioimageio.core) on every bundled model, exported as BioImage.IO packages.
 # bioimageio.core 0.11.0 pins bioimageio.spec 0.5.12, which breaks on pydantic 2.14 and clashes with the
 # spec phenoseg needs (>= 0.5.14.3): it gets its own environment (.bmz-venv), with torch from the same pin.
 # An environment that cannot be installed is reported and skipped; a package that fails its test fails.
@@ -16,7 +16,7 @@ fi
 "$BMZ/bin/pip" list 2>/dev/null | grep -Ei "^(bioimageio|pydantic |torch )" || true
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-for model in brightfield_nuclei fluorescence_nuclei; do
+for model in brightfield_nuclei fluorescence_nuclei fluorescence_nuclei_and_cells; do
   .venv/bin/phenoseg export --model "$model" --format bioimageio -o "$OUT/$model.zip"
   "$BMZ/bin/bioimageio" test "$OUT/$model.zip" > "$OUT/$model.log" 2>&1 || { cat "$OUT/$model.log"; exit 1; }
   grep -E "status +passed" "$OUT/$model.log" >/dev/null || { cat "$OUT/$model.log"; exit 1; }
