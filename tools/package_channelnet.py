@@ -22,7 +22,8 @@ from phenoseg.evaluation.tuning import QUICK_GRID, set_config_params, tune_decod
 from phenoseg.inference.plausibility import object_statistics
 from phenoseg.inference.runner import build_decoder
 from phenoseg.io.datasets import load_manifest
-from phenoseg.models.zoo import ZOO_DIR, load_model, save_model
+from phenoseg.models.zoo import load_model, replace_bundled_model
+from phenoseg.synthetic.multiplex import MultiplexSettings
 from phenoseg.training.channelnet import RECIPE
 from phenoseg.training.instanseg.data import load_split
 from phenoseg.training.multiplex import as_two_targets, crop_map, nucleus_maps, synthetic_sample, validation_samples
@@ -66,7 +67,7 @@ def main() -> None:
     # what the training objects looked like: synthetic fields from the train maps, nuclei and cells apart
     rng = np.random.default_rng(5)
     maps = nucleus_maps(roots, "train", cfg.pixel_size_um, overrides)
-    drawn = [synthetic_sample(crop_map(maps, 256, rng, (0.7, 2.2)), rng, _settings(), 2) for _ in range(60)]
+    drawn = [synthetic_sample(crop_map(maps, 256, rng, (0.7, 2.2)), rng, MultiplexSettings(), 2) for _ in range(60)]
     cfg.object_stats = {t: object_statistics([(s.labels[i], cfg.pixel_size_um) for s in drawn])
                         for i, t in enumerate(cfg.targets)}
     cfg.name = NAME
@@ -74,13 +75,7 @@ def main() -> None:
     cfg.metrics = {"val_model_resolution": per, "selection": "mean over datasets and targets of F1^mu on val",
                    "training_step_of_best": cfg.metrics.get("step"),
                    "val_images": {"synthetic_multiplex": args.val_synthetic, "real": len(samples) - args.val_synthetic}}
-    out = ZOO_DIR / NAME
-    card = (out / "MODEL_CARD.md").read_text() if (out / "MODEL_CARD.md").is_file() else None
-    if out.exists():
-        shutil.rmtree(out)
-    save_model(net, out)
-    if card is not None:
-        (out / "MODEL_CARD.md").write_text(card)
+    out = replace_bundled_model(net, NAME)
     history = Path(args.run_dir) / "history.json"
     if history.is_file():
         shutil.copy(history, out / "training_history.json")
@@ -91,12 +86,6 @@ def main() -> None:
     (out / "training_data.json").write_text(json.dumps(datasets, indent=2))
     print(json.dumps({k: (round(v["f1@0.5"], 3), round(v["f1_mean"], 3), v["n_true"]) for k, v in per.items()}))
     print("packaged", out)
-
-
-def _settings():
-    from phenoseg.synthetic.multiplex import MultiplexSettings
-
-    return MultiplexSettings()
 
 
 if __name__ == "__main__":

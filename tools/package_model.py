@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from phenoseg.evaluation.datasets import evaluate_samples, network_outputs, sele
 from phenoseg.evaluation.tuning import QUICK_GRID, set_config_params, tune_decoder
 from phenoseg.inference.runner import build_decoder
 from phenoseg.io.datasets import load_manifest
-from phenoseg.models.zoo import ZOO_DIR, load_model, save_model
+from phenoseg.models.zoo import load_model, replace_bundled_model
 from phenoseg.training.instanseg.data import load_split
 
 LICENCE_NOTES = {
@@ -64,13 +63,7 @@ def main() -> None:
     cfg.license = args.license
     cfg.metrics = {"val_model_resolution": per, "selection": "mean over datasets of F1^mu on val",
                    "training_step_of_best": cfg.metrics.get("step")}
-    out = ZOO_DIR / args.name
-    card = (out / "MODEL_CARD.md").read_text() if (out / "MODEL_CARD.md").is_file() else None
-    if out.exists():
-        shutil.rmtree(out)
-    save_model(net, out)
-    if card is not None:
-        (out / "MODEL_CARD.md").write_text(card)
+    out = replace_bundled_model(net, args.name)
     datasets = {}
     for d in args.data:
         m = load_manifest(Path(d))

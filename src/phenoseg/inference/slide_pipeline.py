@@ -27,7 +27,14 @@ from shapely.geometry import box
 from phenoseg.errors import PhenosegError
 from phenoseg.inference.plausibility import check_pixel_size
 from phenoseg.inference.tile_sources import TileJob, local_results
-from phenoseg.inference.tiling import Tile, channel_scaled_tile, owned_per_target, paste_owned, plan_tiles
+from phenoseg.inference.tiling import (
+    Tile,
+    channel_scaled_tile,
+    outside_cell,
+    owned_per_target,
+    paste_owned,
+    plan_tiles,
+)
 from phenoseg.inference.tissue import thumbnail, tissue_mask
 from phenoseg.io.atomic import atomic_write
 from phenoseg.io.omezarr import ImageWriter, LabelsWriter
@@ -284,10 +291,12 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                             image_out.write(t.cy0, t.cx0, raw[:, t.cy0 - t.ry0 : t.cy1 - t.ry0,
                                                               t.cx0 - t.rx0 : t.cx1 - t.rx0])
                         owned = owned_per_target(labels, ry0, t.rx0, t.core, pair)
-                        if annotations is not None:  # kept by centroid (a paired nucleus by its cell's)
-                            owned = [kept[_inside(annotations, labels[pair[1] if pair and k == pair[0] else k], kept,
-                                                  ry0, t.rx0, grid.to_level0)] if kept.size else kept
+                        if annotations is not None:  # kept by centroid (a paired nucleus with its cell)
+                            owned = [kept[_inside(annotations, labels[k], kept, ry0, t.rx0, grid.to_level0)]
+                                     if kept.size and not (pair and k == pair[0]) else kept
                                      for k, kept in enumerate(owned)]
+                            if pair:
+                                owned[pair[0]] = owned[pair[1]]
                         for k in order:  # a paired cell is pasted before its nucleus
                             kept = owned[k]
                             if not kept.size:
@@ -297,7 +306,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
                             region = band[k, rows, t.rx0 : t.rx1]
                             local = paste_owned(region, labels[k][py0 - ry0 :], kept, first)
                             if pair and k == pair[0]:  # a nucleus keeps only pixels its cell holds
-                                outside = (region > 0) & (band[pair[1], rows, t.rx0 : t.rx1] != region)
+                                outside = outside_cell(region, band[pair[1], rows, t.rx0 : t.rx1])
                                 region[outside] = 0
                                 local[outside] = 0
                             state["next_label"][k] += kept.size

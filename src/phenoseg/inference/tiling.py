@@ -108,18 +108,17 @@ def owned_per_target(labels: np.ndarray, ry0: int, rx0: int, core: tuple[int, in
                      pair: list[int] | None = None) -> list[np.ndarray]:
     """:func:`owned_objects` of every target of a tile's (T, h, w) labels. With ``pair`` = [nuclei, cells]
     (matched labels: a nucleus has its cell's id) the cell's ownership decides for its nucleus too."""
-    kept = [owned_objects(labels[k], ry0, rx0, core) for k in range(labels.shape[0]) if not pair or k != pair[0]]
+    nucleus = pair[0] if pair else -1
+    kept = [owned_objects(labels[k], ry0, rx0, core) if k != nucleus else None for k in range(labels.shape[0])]
     if pair:
-        kept.insert(pair[0], kept[pair[1] - (1 if pair[1] > pair[0] else 0)])
+        kept[nucleus] = kept[pair[1]]
     return kept
 
 
-def contain_pasted(out: np.ndarray, pair: list[int] | None, region: tuple[slice, slice]) -> None:
-    """After pasting a tile: a nucleus keeps only pixels its own cell holds (an earlier tile may have taken
-    some of the cell's pixels), so nuclei stay inside their cells."""
-    if pair:
-        nuc, cel = out[pair[0]][region], out[pair[1]][region]
-        nuc[(nuc > 0) & (cel != nuc)] = 0
+def outside_cell(nuclei: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Pasted nucleus pixels their own cell does not hold (an earlier tile took them): to be cleared, so
+    nuclei stay inside their cells."""
+    return (nuclei > 0) & (cells != nuclei)
 
 
 def paste_owned(region: np.ndarray, labels: np.ndarray, kept: np.ndarray, first: int) -> np.ndarray:
@@ -172,7 +171,9 @@ def segment_tiled(
                 sc = np.asarray(tile_scores[k])
                 scores[k].append(sc[kept - 1] if len(sc) >= int(labels[k].max()) else np.zeros(kept.size))
                 next_label[k] += kept.size
-        contain_pasted(out, pair, (slice(t.ry0, t.ry1), slice(t.rx0, t.rx1)))
+        if pair:
+            nuc = out[pair[0], t.ry0 : t.ry1, t.rx0 : t.rx1]
+            nuc[outside_cell(nuc, out[pair[1], t.ry0 : t.ry1, t.rx0 : t.rx1])] = 0
         if progress is not None:
             progress(i + 1, len(tiles))
     assert out is not None

@@ -111,6 +111,22 @@ def save_model(net: nn.Module, model_dir: str | os.PathLike) -> Path:
     return out
 
 
+def replace_bundled_model(net: nn.Module, name: str) -> Path:
+    """Write ``net`` as the bundled model ``name`` (its folder replaced, its hand-written MODEL_CARD.md kept);
+    used by the packaging tools."""
+    import shutil
+
+    out = ZOO_DIR / name
+    card_path = out / "MODEL_CARD.md"
+    card = card_path.read_text() if card_path.is_file() else None
+    if out.exists():
+        shutil.rmtree(out)
+    save_model(net, out)
+    if card is not None:
+        card_path.write_text(card)
+    return out
+
+
 def list_models() -> list[dict]:
     """Summary of every bundled model: name, pixel size, channels, targets, modality, metrics, the weights'
     licence and whether it allows commercial use."""
