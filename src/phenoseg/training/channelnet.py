@@ -76,12 +76,17 @@ def channelnet_config(opts: ChannelNetTrainOptions) -> ModelConfig:
 
 @torch.no_grad()
 def transfer_from_nucleus_model(base: InstanSegNet, net: InstanSegNet) -> list[str]:
-    """Copy a single-target model's weights into ``net``: encoder (first convolution spread over the adaptor's
-    channels), and its decoder, head and MLP into every target's. Returns the names copied."""
+    """Copy a trained model's weights into ``net``: a weight of the same name and shape as is; otherwise a
+    single-target model's encoder (first convolution spread over the adaptor's channels), and its decoder, head
+    and MLP into every target's. Returns the names copied."""
     src = base.state_dict()
     dst = net.state_dict()
     copied = []
     for k in dst:
+        if k in src and src[k].shape == dst[k].shape:  # same architecture (e.g. a ChannelNet model): as is
+            dst[k].copy_(src[k])
+            copied.append(k)
+            continue
         cand = k
         for prefix in ("decoders.", "heads.", "mlps."):
             if k.startswith(prefix):
