@@ -5,7 +5,9 @@
    nuclei and cells F1@0.5 / F1^μ against the baseline every pipeline without a cell model uses: the same
    nuclei expanded by a fixed distance (QuPath's cell expansion; MCMICRO), at 2, 3 and 5 µm;
 2. accuracy vs the number of channels given (random subsets, always with the nuclear channel, repeats);
-3. agreement with the DeepCell masks of the MIBI examples (machine masks, not ground truth), with an overlay.
+3. agreement with the DeepCell masks of the MIBI examples (machine masks, not ground truth), with an overlay;
+4. agreement with the CellProfiler whole-cell masks of the IMC pancreas examples (train and val crops only; the
+   test crop is left alone), against the same nucleus-expansion baseline.
 
     python benchmarks/channelnet_accuracy.py [--model fluorescence_nuclei_and_cells] [--images 12]
 """
@@ -99,6 +101,29 @@ def mibi(seg: Segmenter, overlay_path: Path | None) -> dict:
     return out
 
 
+def imc(seg: Segmenter) -> dict:
+    """Cells vs the CellProfiler masks of the cytomapper IMC crops (1 µm/px, 5 channels, H3 nuclear)."""
+    import json
+
+    from phenoseg.io.images import read_image
+    from phenoseg.io.labels import read_labels
+
+    root = DATA / "imc_pancreas_cytomapper"
+    split = json.loads((root / "manifest.json").read_text())["split"]
+    out, pooled, pooled_exp = {}, MatchCounts(), MatchCounts()
+    for stem in sorted(k for k, v in split.items() if v in ("train", "val")):
+        img = read_image(root / "images" / f"{stem}.tif")
+        r = seg.segment(img, 1.0)
+        truth = read_labels(root / "labels_cells" / f"{stem}.tif")
+        c = match_counts(truth, r.labels["cells"])
+        e = match_counts(truth, expand_labels(r.labels["nuclei"], 3.0))  # 3 µm at 1 µm/px
+        pooled, pooled_exp = pooled + c, pooled_exp + e
+        out[stem] = {"split": split[stem], "cells_vs_cellprofiler": _summary(c),
+                     "cells_expanded_3um_vs_cellprofiler": _summary(e)}
+    out["pooled"] = {"cells_vs_cellprofiler": _summary(pooled), "cells_expanded_3um_vs_cellprofiler": _summary(pooled_exp)}
+    return out
+
+
 def _overlay(img, cells: np.ndarray, truth: np.ndarray, path: Path) -> None:
     """Composite (nuclear blue, membrane grey) with phenoseg cells (yellow) and DeepCell's (magenta); a crop."""
     from PIL import Image as PILImage
@@ -138,6 +163,7 @@ def main() -> None:
         "shifted_settings": {k: v for k, v in vars(SHIFTED).items() if k != "kind_weights"},
         "channel_curve": channel_curve(seg, maps, args.curve_images, args.repeats, 13),
         "mibi_vs_deepcell": mibi(seg, Path(__file__).resolve().parents[1] / "docs" / "images" / "channelnet_mibi.png"),
+        "imc_vs_cellprofiler": imc(seg),
     }
     print(write_result(args.name, result))
     for key in ("held_out_in_range", "held_out_shifted"):
@@ -145,6 +171,7 @@ def main() -> None:
         print(key, {k: (v["f1@0.5"], v["f1_mean"]) for k, v in h.items() if isinstance(v, dict)})
     print("channels", {k: v["cells"]["f1_mean"] for k, v in result["channel_curve"]["by_channels"].items()})
     print("mibi", result["mibi_vs_deepcell"])
+    print("imc", result["imc_vs_cellprofiler"]["pooled"])
 
 
 if __name__ == "__main__":

@@ -90,8 +90,10 @@ def main() -> None:
         w_med, _ = median_time(lambda img=img: seg.segment(img, PX), repeats=3)
         growth[str(c)] = {"network_s": round(n_med, 3), "segment_s": round(w_med, 3)}
     base = growth["1"]["network_s"]
-    for v in growth.values():
+    for c, v in growth.items():
         v["network_vs_1_channel"] = round(v["network_s"] / base, 2)
+        if int(c) > 1:  # linear growth: the cost of each channel beyond the first stays flat
+            v["network_s_per_added_channel"] = round((v["network_s"] - base) / (int(c) - 1), 3)
     out["cost_vs_channels_512"] = growth
     print(write_result("channelnet_speed", out))
     print(out)
