@@ -108,3 +108,17 @@ def test_exported_pipeline_treats_nan_as_outside(tmp_path):
     x[0, :, 44:, 44:] = image
     labels = m(torch.from_numpy(x))
     assert labels[0, 0, :44].max() == 0 and labels[0, 0, 44:, 44:].max() > 0
+
+
+def test_flat_background_does_not_fence_off_bright_cells():
+    """A sparse bright marker on a small patch of tissue in a large flat background (a slide thumbnail that is
+    mostly glass): its high percentile is the tissue's own, not clipped by fences the background set."""
+    rng = np.random.default_rng(0)
+    tissue = rng.poisson(30, (1, 256, 256)).astype(np.float32) + 12
+    spots = rng.random((256, 256)) < 0.02
+    tissue[0][spots] += rng.uniform(2000, 4000, int(spots.sum()))
+    glass = np.full((1, 1280, 1280), 12, np.float32)
+    glass[:, :256, :256] = tissue
+    own, slide = normalisation_stats(tissue), normalisation_stats(glass)
+    assert own[1, 0] > 1000  # the tissue alone: the bright cells set the top
+    assert abs(slide[1, 0] - own[1, 0]) < 0.1 * own[1, 0]

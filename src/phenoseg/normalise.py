@@ -8,7 +8,7 @@ leave out what would otherwise capture the extreme percentiles and dim (or wash 
 - non-finite pixels (NaN padding of registered or stitched images);
 - a pile of identical values at the channel's minimum or maximum (saturation, clipping, ink, hot or dead
   pixels, a black border): real tissue never puts ≥ 0.01 % of its pixels on exactly the extreme value;
-- values beyond fences set by the bulk of the distribution: above q99 + 3·(q99 − q50) (a saturated spot,
+- values beyond fences set by the bulk of the distribution (piles left out): above q99 + 3·(q99 − q50) (a saturated spot,
   bright dust, hot pixels of a 16-bit camera) or below q1 − 0.5·(q50 − q1) (ink, dark dust, folds).
 
 When normalising, bright untrusted pixels take the median of their 3 × 3 neighbourhood (an isolated hot
@@ -53,7 +53,10 @@ def _channel_stats(v: torch.Tensor, low: float, high: float, fence_high: float, 
         a = n_small
     if n_big >= pile:
         b = n - n_big
-    q1, q50, q99 = _quantile(v, 0.01), _quantile(v, 0.5), _quantile(v, 0.99)
+    # fences from the values left once piles are out: a large flat background (a slide thumbnail that is
+    # mostly glass, an empty region) would otherwise set the median and q99 and fence off real bright cells
+    body = v[a:b] if b > a else v
+    q1, q50, q99 = _quantile(body, 0.01), _quantile(body, 0.5), _quantile(body, 0.99)
     upper_fence = (q99 + fence_high * (q99 - q50)).reshape(1)
     lower_fence = (q1 - fence_low * (q50 - q1)).reshape(1)
     b = min(b, int(torch.searchsorted(v, upper_fence, right=True)[0]))
