@@ -257,3 +257,21 @@ def test_whole_slide_multiplex_matches_in_memory(tmp_path):
     assert len(rows) == slide["cells"].max()
     for name in names:
         assert any(k.startswith(name) for k in rows[0]), name
+
+
+def test_onnx_backend_matches_torch_for_any_channel_count():
+    """The ONNX Runtime backend (the CPU default when onnxruntime is installed) computes what torch computes
+    for ChannelNet at 1 to 40 channels and with an absent (all-NaN) channel."""
+    from phenoseg.inference.onnx_backend import OnnxNetwork
+    from phenoseg.models.zoo import load_model
+
+    net = load_model("fluorescence_nuclei_and_cells").eval()
+    fast = OnnxNetwork(net)
+    torch.manual_seed(0)
+    inputs = [torch.rand(1, c, 64, 64) for c in (1, 3, 7, 40)]
+    inputs.append(torch.rand(1, 4, 64, 64))
+    inputs[-1][0, 2] = float("nan")
+    for x in inputs:
+        with torch.inference_mode():
+            want = net(x)
+        assert torch.allclose(fast(x), want, atol=1e-3), x.shape

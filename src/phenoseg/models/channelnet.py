@@ -41,8 +41,8 @@ class SetBlock(nn.Module):
         y = self.member(x)
         p = self.pooled
         if p is not None and pooled is not None:
-            q = p(pooled)  # once per image, added to each of its members (in place: one pass fewer)
-            y.unflatten(0, (q.shape[0], n_channels)).add_(q[:, None])
+            q = p(pooled)  # once per image, added to each of its members (not in place on a view: the ONNX
+            y = (y.unflatten(0, (q.shape[0], n_channels)) + q[:, None]).flatten(0, 1)  # export would lose it)
         y = self.second(F.relu_(y))
         s = self.skip
         return F.relu_(y.add_(s(x) if s is not None else x))
