@@ -275,3 +275,8 @@ def test_onnx_backend_matches_torch_for_any_channel_count():
         with torch.inference_mode():
             want = net(x)
         assert torch.allclose(fast(x), want, atol=1e-3), x.shape
+    from phenoseg.inference.segmenter import Segmenter
+
+    auto = Segmenter("fluorescence_nuclei_and_cells", device="cpu", backend="auto")
+    assert not isinstance(auto.runtime(net, 10**8), OnnxNetwork)  # auto: torch is the faster one here
+    assert isinstance(Segmenter(device="cpu", backend="onnx").runtime(net, 10), OnnxNetwork)  # asked for: given

@@ -42,10 +42,6 @@ class OnnxNetwork:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
-        # no memory arena: growing by powers of two it held ~1.8× a large input's activations for the process'
-        # life (a 1696² 4-channel ChannelNet tile: peak 6.3 GB with it, 3.5 GB without; a 2560² slide run
-        # 7.7 → 4.7 GB), at a similar speed once warm
-        opts.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

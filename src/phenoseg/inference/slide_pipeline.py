@@ -270,7 +270,7 @@ def segment_slide(path: str | os.PathLike, segmenter, outdir: str | os.PathLike,
             results = local_results(tiles, lambda t: job.load(slide, t), run_tile)
         else:
             model = cfg.name if segmenter.model_arg == "auto" else segmenter.model_arg
-            results = executor(tiles, job, model, segmenter.backend, opts.thresholds, segmenter.tta)
+            results = executor(tiles, job, model, segmenter.backend_arg, opts.thresholds, segmenter.tta)
         try:
             for r in range(state["row"], n_rows):
                 head = by_row[r][0]
