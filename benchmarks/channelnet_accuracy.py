@@ -120,7 +120,8 @@ def imc(seg: Segmenter) -> dict:
         pooled, pooled_exp = pooled + c, pooled_exp + e
         out[stem] = {"split": split[stem], "cells_vs_cellprofiler": _summary(c),
                      "cells_expanded_3um_vs_cellprofiler": _summary(e)}
-    out["pooled"] = {"cells_vs_cellprofiler": _summary(pooled), "cells_expanded_3um_vs_cellprofiler": _summary(pooled_exp)}
+    out["pooled"] = {"cells_vs_cellprofiler": _summary(pooled),
+                     "cells_expanded_3um_vs_cellprofiler": _summary(pooled_exp)}
     return out
 
 

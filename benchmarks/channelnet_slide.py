@@ -67,7 +67,8 @@ def write_slide(path: Path, size: int, block: np.ndarray, tile: int = 512, level
                     iy = (ys >= lo) & (ys < lo + TISSUE)
                     ix = (xs >= lo) & (xs < lo + TISSUE)
                     if iy.any() and ix.any():
-                        sub = block[ch][(ys[iy] - lo)[:, None] % block.shape[1], (xs[ix] - lo)[None, :] % block.shape[2]]
+                        by = (ys[iy] - lo)[:, None] % block.shape[1]
+                        sub = block[ch][by, (xs[ix] - lo)[None, :] % block.shape[2]]
                         out[np.ix_(iy, ix)] = sub
                     yield out
 

@@ -8,8 +8,9 @@ leave out what would otherwise capture the extreme percentiles and dim (or wash 
 - non-finite pixels (NaN padding of registered or stitched images);
 - a pile of identical values at the channel's minimum or maximum (saturation, clipping, ink, hot or dead
   pixels, a black border): real tissue never puts ≥ 0.01 % of its pixels on exactly the extreme value;
-- values beyond fences set by the bulk of the distribution (piles left out): above q99 + 3·(q99 − q50) (a saturated spot,
-  bright dust, hot pixels of a 16-bit camera) or below q1 − 0.5·(q50 − q1) (ink, dark dust, folds).
+- values beyond fences set by the bulk of the distribution (piles left out): above q99 + 3·(q99 − q50)
+  (a saturated spot, bright dust, hot pixels of a 16-bit camera) or below q1 − 0.5·(q50 − q1) (ink, dark
+  dust, folds).
 
 When normalising, bright untrusted pixels take the median of their 3 × 3 neighbourhood (an isolated hot
 pixel vanishes), values are clamped to the trusted range (a saturated spot becomes merely bright) and missing
