@@ -106,7 +106,8 @@ class Segmenter:
 
     ``model``: a bundled model's name, a model folder, a loaded network, or "auto" (chosen per image by its
     channel count). ``backend``: the CPU runtime of the network (torch; onnx needs onnxruntime; auto =
-    onnx when installed, torch for a ChannelNet model, where it is faster). ``tta``: test-time augmentation (8 flips / rotations).
+    onnx when installed, torch for a ChannelNet model, where it is faster). ``tta``: test-time augmentation
+    (8 flips / rotations).
     """
 
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", *, device: str = "auto",
