@@ -101,6 +101,25 @@ def mibi(seg: Segmenter, overlay_path: Path | None) -> dict:
     return out
 
 
+def mibi_pixel_sizes(models: list[str], sizes: tuple[float, ...] = (0.5, 0.35, 0.25)) -> dict:
+    """Cells vs DeepCell on the MIBI examples when their (unknown) pixel size is assumed to be each of
+    ``sizes``: how sensitive each model is to a wrong pixel size."""
+    from phenoseg.io.images import read_image
+    from phenoseg.io.labels import read_labels
+
+    root = DATA / "mibi_ark_examples"
+    out: dict = {}
+    for f in sorted((root / "images").glob("*.tif")):
+        img, truth = read_image(f), read_labels(root / "labels_cells" / f.name)
+        for m in models:
+            seg = Segmenter(m, device="cpu")
+            for px in sizes:
+                r = seg.segment(img, px)
+                out.setdefault(f.stem, {}).setdefault(Path(m).name, {})[str(px)] = _summary(
+                    match_counts(truth, r.labels["cells"]))
+    return out
+
+
 def imc(seg: Segmenter) -> dict:
     """Cells vs the CellProfiler masks of the cytomapper IMC crops (1 µm/px, 5 channels, H3 nuclear)."""
     import json
@@ -153,7 +172,15 @@ def main() -> None:
     ap.add_argument("--curve-images", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--name", default="channelnet_accuracy")
+    ap.add_argument("--pixel-size-sweep", nargs="+", metavar="MODEL",
+                    help="only: cells vs DeepCell on the MIBI examples at assumed pixel sizes 0.5 / 0.35 / 0.25 for "
+                         "these models (→ results/channelnet_mibi_pixel_sizes.json)")
     args = ap.parse_args()
+    if args.pixel_size_sweep:
+        sweep = mibi_pixel_sizes(args.pixel_size_sweep)
+        payload = {"models": args.pixel_size_sweep, "cells_vs_deepcell": sweep}
+        print(write_result("channelnet_mibi_pixel_sizes", payload))
+        return
     seg = Segmenter(args.model, device="cpu")
     roots = [str(DATA / d) for d in NUCLEUS_SETS]
     maps = nucleus_maps(roots, "val", PX, OVERRIDES)
