@@ -146,3 +146,19 @@ def test_segmenter_tta_runs(rgb_tiff, model_dir):
     plain = Segmenter(str(model_dir), device="cpu").segment(rgb_tiff)
     tta = Segmenter(str(model_dir), device="cpu", tta=True).segment(rgb_tiff)
     assert tta.labels["nuclei"].shape == plain.labels["nuclei"].shape == (96, 96)
+
+
+def test_one_piece_per_object_is_keep_largest_parts_in_torch():
+    """The scripted pipeline's exact fragment rule gives what the Segmenter's numpy rule gives, ties included."""
+    from phenoseg.postprocess.fragments import keep_largest_parts
+    from phenoseg.postprocess.labelling import one_piece_per_object
+    from phenoseg.synthetic.nuclei import synthetic_labels
+
+    rng = np.random.default_rng(0)
+    lab = synthetic_labels((128, 128), 40, seed=2, radius=(3, 7)).astype(np.int32)
+    for y, x in rng.integers(0, 126, (30, 2)):  # detached bits of other objects
+        lab[y : y + 2, x : x + 2] = rng.integers(1, lab.max() + 1)
+    lab[0:2, 0:2] = lab[0:2, 4:6] = lab.max() + 1  # two equal pieces: the first is kept
+    out = one_piece_per_object(torch.from_numpy(lab)[None, None])[0, 0].numpy()
+    assert np.array_equal(out, keep_largest_parts(lab))
+    assert not np.array_equal(out, lab)

@@ -40,12 +40,13 @@ def _overlap_pairs(pix: torch.Tensor, owner: torch.Tensor, n: int, max_shift: in
     return torch.cat(keys)
 
 
-def drop_fragments(flat: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def drop_fragments(flat: torch.Tensor, height: int, width: int, one_piece_fill: float = 0.6) -> torch.Tensor:
     """Keep only the largest 4-connected piece of every label in a flat (H·W,) label map.
 
-    Speed-up (a heuristic): labels filling at least 60 % of their bounding box are taken to be one
-    piece, since a fragment away from its object enlarges the box; connectivity is computed only for
-    the other labels.
+    Speed-up (a heuristic): labels filling at least ``one_piece_fill`` of their bounding box are taken to
+    be one piece, since a fragment away from its object enlarges the box; connectivity is computed only for
+    the other labels. ``one_piece_fill`` above 1 checks every label and keeps one piece of equal largest
+    ones (exact, as :func:`~phenoseg.postprocess.fragments.keep_largest_parts`).
     """
     fg = (flat > 0).nonzero()[:, 0]
     if fg.numel() == 0:
@@ -61,7 +62,7 @@ def drop_fragments(flat: torch.Tensor, height: int, width: int) -> torch.Tensor:
     x1 = torch.full((n_lab,), -1, dtype=torch.long, device=flat.device).scatter_reduce(0, lab, xs, "amax")
     area = torch.bincount(lab, minlength=n_lab)
     box = (y1 - y0 + 1).clamp_min(1) * (x1 - x0 + 1).clamp_min(1)
-    suspicious = area.float() < 0.6 * box.float()
+    suspicious = area.float() < one_piece_fill * box.float()
     fg = fg[suspicious[lab]]
     n = fg.numel()
     if n == 0:
@@ -79,11 +80,28 @@ def drop_fragments(flat: torch.Tensor, height: int, width: int) -> torch.Tensor:
     b = torch.cat([node[right[ok_r]], node[down[ok_d]]])
     comp = connected_components(n, a, b)
     size = torch.bincount(comp, minlength=n)[comp]
-    best = torch.zeros(int(lab.max()) + 1, dtype=torch.long, device=flat.device)
-    best = best.scatter_reduce(0, lab, size, "amax")
+    n_lab = int(lab.max()) + 1
+    best = torch.zeros(n_lab, dtype=torch.long, device=flat.device).scatter_reduce(0, lab, size, "amax")
     out = flat.clone()
-    out[fg[size < best[lab]]] = 0
+    if one_piece_fill <= 1.0:  # equal largest pieces all stay (the same whatever the image's orientation)
+        out[fg[size < best[lab]]] = 0
+        return out
+    # exact: of equal largest pieces the first in raster order (a piece's id is its first pixel's index),
+    # as keep_largest_parts on numpy labels
+    is_best = size == best[lab]
+    first = torch.full((n_lab,), n, dtype=torch.long, device=flat.device)
+    first = first.scatter_reduce(0, lab[is_best], comp[is_best], "amin")
+    out[fg[comp != first[lab]]] = 0
     return out
+
+
+def one_piece_per_object(labels: torch.Tensor) -> torch.Tensor:
+    """(…, H, W) label maps with every object reduced to its largest 4-connected piece (exact: the rule of
+    :func:`~phenoseg.postprocess.fragments.keep_largest_parts`, in torch, for the scripted pipeline)."""
+    h, w = labels.shape[-2], labels.shape[-1]
+    maps = labels.reshape(-1, h * w).long()
+    out = torch.stack([drop_fragments(m, h, w, 2.0) for m in maps.unbind(0)]) if maps.shape[0] > 0 else maps
+    return out.view(labels.shape).to(labels.dtype)
 
 
 def merge_and_label(
