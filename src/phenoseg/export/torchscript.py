@@ -16,8 +16,7 @@ from phenoseg.inference.runner import build_decoder
 from phenoseg.io.atomic import atomic_write
 from phenoseg.models.instanseg import InstanSegNet
 from phenoseg.normalise import normalisation_stats_tensor, normalise_tensor
-from phenoseg.postprocess.labelling import one_piece_per_object
-from phenoseg.postprocess.pairing import contain_nuclei, paired_targets
+from phenoseg.postprocess.pairing import one_piece_matched, paired_targets
 from phenoseg.preprocess import pad_to_multiple
 
 
@@ -80,13 +79,7 @@ class InstanSegPipeline(nn.Module):
         x, _ = pad_to_multiple(x, self.stride, self.stride * 2)
         raw = self.net(x)[:, :, :h, :w]
         labels = self.decoder(raw, seed_threshold, mask_threshold, min_area) * valid[:, None].to(torch.int32)
-        labels = one_piece_per_object(labels)  # as the Segmenter: one piece per object, exactly
-        pair = self.pair
-        if pair[0] >= 0:  # and a nucleus still inside its cell
-            nuc, cel = contain_nuclei(labels[:, pair[0]], labels[:, pair[1]])
-            labels = torch.stack([nuc if k == pair[0] else cel if k == pair[1] else labels[:, k]
-                                  for k in range(labels.shape[1])], 1)
-        return labels
+        return one_piece_matched(labels, self.pair)  # as the Segmenter: one piece per object, nuclei in cells
 
 
 def export_torchscript(net: InstanSegNet, path: str | os.PathLike) -> Path:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from phenoseg.postprocess.labelling import one_piece_per_object
+
 
 def overlap_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(label in ``a``, label in ``b``, pixel count) of every pair of overlapping objects (int64)."""
@@ -101,6 +103,18 @@ def contain_nuclei(nuclei: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Ten
     nuclei = torch.where(keep, nuclei, torch.zeros_like(nuclei))
     cells = torch.where(nuclei > 0, nuclei.to(cells.dtype), cells)
     return nuclei, cells
+
+
+def one_piece_matched(labels: torch.Tensor, pair: list[int]) -> torch.Tensor:
+    """(…, T, H, W) labels of T targets after decoding: every object reduced to its largest 4-connected piece,
+    then, for a ``pair`` [nuclei, cells] (``[-1, -1]``: none), each nucleus kept inside its cell: the
+    Segmenter's finishing rule (there on numpy, ~15× faster than this on CPU) for the scripted pipeline."""
+    labels = one_piece_per_object(labels)
+    if pair[0] >= 0:
+        nuc, cel = contain_nuclei(labels[..., pair[0], :, :], labels[..., pair[1], :, :])
+        labels[..., pair[0], :, :] = nuc
+        labels[..., pair[1], :, :] = cel
+    return labels
 
 
 def contain_nuclei_np(nuclei: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
