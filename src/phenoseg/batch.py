@@ -50,6 +50,8 @@ class SegmentOptions:
     quiet: bool = False
     recursive: bool = False  # folders: also the images in their sub-folders (plate layouts)
     passes: list = field(default_factory=list)
+    classify: str | None = None  # a classifier (bundled name or folder; "auto": the bundled one for RGB)
+    min_detection_probability: float | None = None  # with classify: drop objects less likely to be nuclei
 
     def thresholds(self) -> dict:
         """The postprocessing overrides that are set."""
@@ -171,13 +173,23 @@ def _process(path: Path, options: SegmentOptions, seg, reporter: Reporter, annou
         announced.add(result.choice)
         reporter.say(f"{result.choice} (override with model= / channels=)")
     measured = select_channels(image, options.measure_channels)
-    objects = ObjectSet(result.labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"],
+    labels, passes, dropped = result.labels, list(options.passes), 0
+    if options.classify:
+        from phenoseg.phenotype.classify import classify_labels, load_classifier
+
+        clf = load_classifier(options.classify, options.device, options.tta, image.data.shape[0])
+        labels, cpass, dropped = classify_labels(clf, image.data, labels, result.pixel_size_um,
+                                                 options.min_detection_probability)
+        passes.insert(0, cpass)
+    objects = ObjectSet(labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"],
                         list(result.notes))
     written, report, n = write_image_outputs(objects, measured, image_stem(path), outdir, kinds,
                                              Path(options.regions) if options.regions else None,
-                                             passes=options.passes)
+                                             passes=passes)
     counts = ", ".join(f"{c} {k}" for k, c in n.items())
     inside = " inside the regions" if options.regions else ""
+    if options.min_detection_probability is not None:
+        inside += f" ({dropped} below detection probability {options.min_detection_probability:g} removed)"
     notes = "".join(f"; warning: {note}" for note in result.notes)
     reporter.say(f"{path}: {counts}{inside} (model {result.model}, {result.pixel_size_um:g} µm/px, "
                  f"{result.timings['total_s']:.1f} s){notes} → {', '.join(str(w) for w in written)}")
@@ -207,10 +219,20 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
         if not outs:
             raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
+    passes = list(options.passes)
+    if options.classify:
+        from phenoseg.phenotype.classify import ClassifyPass, load_classifier
+
+        if options.min_detection_probability is not None:
+            raise PhenosegError(f"{path}: min_detection_probability= applies to images in memory; on a whole slide "
+                                "filter by the detection_probability column of its table")
+        with open_slide(path) as slide:
+            n_channels = slide.n_channels
+        passes.insert(0, ClassifyPass(load_classifier(options.classify, options.device, options.tta, n_channels)))
     opts = SlideOptions(tile=options.tile_size, tissue_mask=options.tissue_mask, outputs=outs,
                         pixel_size_um=options.pixel_size_um, channels=channels, measure_channels=measure,
                         progress=not options.quiet,
-                        resume=not options.restart, thresholds=options.thresholds(), passes=list(options.passes),
+                        resume=not options.restart, thresholds=options.thresholds(), passes=passes,
                         regions=str(options.regions) if options.regions else None)
     res = segment_slide(path, seg, outdir, image_stem(path), opts, executor)
     note = "whole-slide mode (large or pyramidal image, read in tiles)"
@@ -321,6 +343,13 @@ def check_options(options: SegmentOptions, files: list[Path]) -> None:
         ensure_writable(Path(options.output_dir))
     if options.tile_size is not None and options.tile_size < 64:
         raise PhenosegError(f"tile_size={options.tile_size}: must be at least 64 px")
+    if options.min_detection_probability is not None:
+        if not options.classify:
+            raise PhenosegError("min_detection_probability= needs classify= (the classifier gives the probability)")
+        if not 0.0 <= options.min_detection_probability <= 1.0:
+            raise PhenosegError(f"min_detection_probability={options.min_detection_probability}: must be in [0, 1]")
+    if options.classify and options.dask:
+        raise PhenosegError("classify= does not run on Dask workers yet; run without dask=")
     if options.dask is None and (options.workers != 2 or options.threads_per_task != 1):
         raise PhenosegError("workers= and threads_per_task= apply with dask= only")
 
@@ -364,7 +393,8 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
         params = {"model": options.model, "pixel_size": options.pixel_size_um, "device": options.device,
                   "outputs": kinds, "tta": options.tta, "seed_threshold": options.seed_threshold,
                   "mask_threshold": options.mask_threshold, "min_area": options.min_area,
-                  "regions": str(options.regions) if options.regions else None, "inputs": [str(f) for f in files]}
+                  "regions": str(options.regions) if options.regions else None, "inputs": [str(f) for f in files],
+                  "classify": options.classify, "min_detection_probability": options.min_detection_probability}
         report_dir = Path(options.output_dir) if options.output_dir else files[0].parent / "phenoseg"
         result.report_path = write_report(report_dir / "report.html", reports, params,
                                           [(str(p), m) for p, m in failures])

@@ -12,7 +12,7 @@ from phenoseg.errors import PhenosegError
 
 # subcommand → module in phenoseg.cli with a run(args) function
 COMMANDS = {"segment": "segment", "evaluate": "evaluate", "train": "train", "measure": "measure",
-            "export": "export", "models": "models"}
+            "export": "export", "models": "models", "classify": "classify", "train-classifier": "train_classifier"}
 # library parameter words → the flags a command-line user types
 FLAGS = {
     "pixel_size_um": "--pixel-size", "tile_size": "--tile-size", "regions": "--regions", "channels": "--channels",
@@ -20,7 +20,9 @@ FLAGS = {
     "mask_threshold": "--mask-threshold", "min_area": "--min-area", "outputs": "--outputs", "dask": "--dask",
     "workers": "--workers", "threads_per_task": "--threads-per-task", "axes": "--axes", "init": "--init",
     "grow": "--grow", "resume": "--resume", "targets": "--targets", "data_pixel_size": "--data-pixel-size",
-    "out": "--out", "overwrite": "--overwrite", "recursive": "--recursive",
+    "out": "--out", "overwrite": "--overwrite", "recursive": "--recursive", "classify": "--classify",
+    "min_detection_probability": "--min-detection-probability", "silver": "--silver", "teacher": "--teacher",
+    "data": "--data",
 }
 _PARAM = re.compile(r"\b(" + "|".join(FLAGS) + r")=")
 

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--threads-per-task", type=int, default=1,
                      help="--dask ADDRESS: torch threads per task on the cluster's workers (default 1)")
     seg.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations; ~8× slower)")
+    seg.add_argument("--classify", nargs="?", const="auto", metavar="MODEL",
+                     help="classify every object after segmentation (cell classes and a detection probability); "
+                          "MODEL: a classifier (bundled name or folder; default: the bundled one for RGB images)")
+    seg.add_argument("--min-detection-probability", type=float, metavar="P",
+                     help="with --classify: remove objects whose detection probability is below P (more "
+                          "precision, less recall)")
     seg.add_argument("--quiet", action="store_true", help="print only errors")
 
     ev = sub.add_parser("evaluate", help="F1 / SQ / PQ of predictions (or of a model on a dataset)")
@@ -158,6 +164,44 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--outputs", default="csv", help=f"comma-separated, from {MEASURE_KINDS}")
     me.add_argument("--regions", help="QuPath annotation GeoJSON: keep only objects inside these regions")
     me.add_argument("--quiet", action="store_true", help="print only errors")
+
+    cl = sub.add_parser("classify", help="classify the objects of label images made by any program")
+    cl.add_argument("image", help="the image the labels belong to")
+    cl.add_argument("--nuclei", required=True, help="nucleus label image")
+    cl.add_argument("--model", default="auto", help="classifier (bundled name or folder; default: the bundled "
+                                                    "one for RGB images)")
+    cl.add_argument("--pixel-size", type=positive_float, help="µm per pixel (overrides metadata)")
+    cl.add_argument("--min-detection-probability", type=float, metavar="P",
+                    help="remove objects whose detection probability is below P")
+    cl.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations, mean)")
+    cl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                    help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
+    cl.add_argument("-o", "--output", required=True, help="output folder")
+    cl.add_argument("--outputs", default="geojson,csv", help=f"comma-separated, from {MEASURE_KINDS} and labels")
+    cl.add_argument("--quiet", action="store_true", help="print only errors")
+
+    tc = sub.add_parser("train-classifier", help="train a crop classifier (cell classes + detection probability)")
+    tc.add_argument("--data", nargs="+", required=True,
+                    help="dataset folders: instance labels with classes/<id>.json, or points/<id>.csv (x,y,class) / "
+                         "QuPath GeoJSON points")
+    tc.add_argument("--out", required=True, help="model folder to write")
+    tc.add_argument("--silver", nargs="+", default=[], metavar="DATASET",
+                    help="unannotated datasets a teacher labels; a second head learns them, only the gold head "
+                         "predicts")
+    tc.add_argument("--teacher", help="with --silver: the classifier that labels them (default: --init)")
+    tc.add_argument("--init", help="start from this classifier's weights")
+    tc.add_argument("--segmenter", default="brightfield_nuclei", help="segmentation model whose objects are "
+                                                                      "classified (default brightfield_nuclei)")
+    tc.add_argument("--seed-threshold", type=float, help="the segmenter's seed threshold for the training objects")
+    tc.add_argument("--minutes", type=positive_float, help="time budget")
+    tc.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    tc.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tc.add_argument("--batch", type=int, default=128, help="crops per step (default 128)")
+    tc.add_argument("--crop", type=int, default=64, help="field of view in px at the classifier's pixel size")
+    tc.add_argument("--pixel-size", type=positive_float, default=0.5, help="the classifier's µm/px (default 0.5)")
+    tc.add_argument("--val-minutes", type=float, default=4.0, help="validate every N minutes")
+    tc.add_argument("--name", help="the model's name (default: the --out folder's name)")
+    tc.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ex = sub.add_parser("export", help="export a model (whole-pipeline TorchScript for LibTorch / QuPath)")
     ex.add_argument("--model", required=True, help="bundled model name or model folder")

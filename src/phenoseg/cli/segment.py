@@ -18,7 +18,8 @@ def options_from(args: argparse.Namespace) -> SegmentOptions:
         min_area=args.min_area, channels=args.channels, measure_channels=args.measure_channels, axes=args.axes,
         tile_size=args.tile_size,
         tissue_mask=not args.no_tissue_mask, restart=args.restart, dask=args.dask, workers=args.workers,
-        threads_per_task=args.threads_per_task, quiet=args.quiet, recursive=args.recursive)
+        threads_per_task=args.threads_per_task, quiet=args.quiet, recursive=args.recursive,
+        classify=args.classify, min_detection_probability=args.min_detection_probability)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -93,10 +93,13 @@ def transform_geometry(geom: dict, scale: float, ox: float, oy: float) -> dict:
 
 def table_properties(table) -> dict[int, dict]:
     """label → GeoJSON measurements of an :class:`~phenoseg.phenotype.table.ObjectTable`: the measurements
-    under QuPath's names, then every column a per-object pass added."""
+    under QuPath's names, then every column a per-object pass added (a classified object's class is its
+    ``classification``, not a measurement: QuPath's measurements are numbers)."""
     props = table.measurements.per_object() if table.measurements is not None else {}
     if table.columns:
         for label, extra in table.column_rows().items():
+            if table.classes is not None:
+                extra.pop("class", None)
             props.setdefault(label, {}).update(extra)
     return props
 

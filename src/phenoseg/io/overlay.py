@@ -41,6 +41,40 @@ def overlay(data: np.ndarray, labels: np.ndarray, colour: tuple[int, int, int] |
     return rgb
 
 
+def class_overlay(data: np.ndarray, labels: np.ndarray, classes: dict[int, tuple[str, tuple[int, int, int]]]
+                  ) -> np.ndarray:
+    """RGB picture with each object's outline in its class colour (unclassified: a contrasting colour) and a
+    legend of the classes with their counts in the top-left corner."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    rgb = display_rgb(data)
+    edges = find_boundaries(labels, mode="inner")
+    n = int(labels.max(initial=0))
+    lut = np.zeros((n + 1, 3), np.uint8)
+    lut[:] = contrasting_colour(rgb, edges)
+    known = np.zeros(n + 1, bool)
+    counts: dict[str, list] = {}
+    for label, (name, colour) in classes.items():
+        if label <= n:
+            lut[label], known[label] = colour, True
+            counts.setdefault(name, [colour, 0])[1] += 1
+    rgb[edges] = lut[labels[edges]]
+    if not counts:
+        return rgb
+    img = PILImage.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    rows = sorted(counts.items(), key=lambda kv: -kv[1][1])
+    h = 12
+    width = 10 + 7 * max(len(f"{name} ({c})") for name, (_, c) in rows)
+    draw.rectangle([2, 2, 8 + width, 6 + h * len(rows)], fill=(255, 255, 255))
+    for i, (name, (colour, c)) in enumerate(rows):
+        y = 5 + i * h
+        draw.rectangle([5, y + 1, 13, y + 9], fill=tuple(int(v) for v in colour))
+        draw.text((17, y), f"{name} ({c})", fill=(0, 0, 0))
+    return np.asarray(img).copy()
+
+
 def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 PNG atomically."""
     from PIL import Image as PILImage

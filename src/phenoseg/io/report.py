@@ -37,6 +37,12 @@ class ImageReport:
     pixel_size_um: float | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # warnings and choices, shown with the image
+    class_counts: dict[str, int] = field(default_factory=dict)  # objects per class (after a classifier)
+
+
+def class_summary(counts: dict[str, int]) -> str:
+    """"epithelial 30, inflammatory 12" (most first); empty without classes."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def thumbnail(data: np.ndarray, labels: np.ndarray, size: int = THUMB) -> bytes:
@@ -84,7 +90,9 @@ def svg_histogram(values: np.ndarray, title: str, bins: int = 30, width: int = 3
 def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[str, str]]) -> str:
     """The report's HTML."""
     rows = "".join(
-        f"<tr><td>{html.escape(r.name)}</td><td>{r.n_objects}</td><td>{html.escape(r.model)}</td>"
+        f"<tr><td>{html.escape(r.name)}</td><td>{r.n_objects}"
+        f"{'' if not r.class_counts else ' (' + html.escape(class_summary(r.class_counts)) + ')'}</td>"
+        f"<td>{html.escape(r.model)}</td>"
         f"<td>{'' if r.pixel_size_um is None else f'{r.pixel_size_um:g}'}</td><td>{r.seconds:.1f}</td>"
         f"<td>{html.escape('; '.join(r.notes))}</td></tr>"
         for r in reports
@@ -95,7 +103,8 @@ def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[st
         charts = svg_histogram(r.areas, f"object area ({r.area_unit})")
         charts += "".join(svg_histogram(v, f"mean intensity: {k}") for k, v in list(r.intensities.items())[:4])
         sections.append(
-            f'<section><h2>{html.escape(r.name)}</h2><p>{r.n_objects} objects</p>'
+            f'<section><h2>{html.escape(r.name)}</h2><p>{r.n_objects} objects'
+            f'{"" if not r.class_counts else ": " + html.escape(class_summary(r.class_counts))}</p>'
             + "".join(f'<p class="note">⚠ {html.escape(n)}</p>' for n in r.notes)
             + f'<img src="data:image/png;base64,{b64}" alt="{html.escape(r.name)} with outlines">'
             f'<div class="charts">{charts}</div></section>'

@@ -106,16 +106,19 @@ def to_anndata(source: Measurements | ObjectTable, region: str = "labels"):
     """AnnData: X = mean per channel (main compartment), other statistics in layers, shape in obs,
     ``obsm['spatial']`` = [x, y] in pixels, spatialdata linkage in ``uns['spatialdata_attrs']``."""
     m, _ = _split(source)
-    return anndata_from_columns(table_columns(source), m.channel_names, m.main.lower(), region, m.pixel_size_um)
+    classes = getattr(source, "classes", None)
+    return anndata_from_columns(table_columns(source), m.channel_names, m.main.lower(), region, m.pixel_size_um,
+                                classes)
 
 
 COMPARTMENTS = ("nucleus", "cytoplasm", "membrane", "cell")
 
 
 def anndata_from_columns(cols: dict[str, np.ndarray], channel_names: list[str], main: str, region: str,
-                         pixel_size_um: float | None = None):
+                         pixel_size_um: float | None = None, classes: tuple | None = None):
     """The AnnData of a table of :func:`table_columns` (an image's, or a whole slide's CSV assembled at the
-    end): X = channel means, every other statistic a layer ``<compartment>_<stat>``, the rest in obs."""
+    end): X = channel means, every other statistic a layer ``<compartment>_<stat>``, the rest in obs; a
+    ``class`` column is categorical, its colours (``classes``: names, RGB) in ``uns["class_colors"]``."""
     try:
         import anndata as ad
         import pandas as pd
@@ -137,11 +140,16 @@ def anndata_from_columns(cols: dict[str, np.ndarray], channel_names: list[str], 
     for name, values in cols.items():
         if name not in used:
             obs[name] = np.asarray(values)
+    if "class" in obs:
+        names = list(classes[0]) if classes else sorted({str(c) for c in obs["class"] if str(c)})
+        obs["class"] = pd.Categorical([str(c) for c in obs["class"]], categories=names)
     if pixel_size_um and "Area" in cols:
         obs["Area_µm2"] = np.asarray(cols["Area"], np.float64) * pixel_size_um**2
     var = pd.DataFrame(index=pd.Index(channel_names, name="channel"))
     adata = ad.AnnData(X=layers[f"{main}_mean"], obs=obs, var=var, layers=layers)
     adata.obsm["spatial"] = np.stack([cols["X_centroid"], cols["Y_centroid"]], 1).astype(np.float64)
+    if classes and "class" in obs:
+        adata.uns["class_colors"] = ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in classes[1]]
     adata.uns["spatialdata_attrs"] = {"region": region, "region_key": "region", "instance_key": "cell_id"}
     adata.uns["phenoseg"] = {"pixel_size_um": pixel_size_um or 0.0, "compartment_of_X": main}
     return adata

@@ -19,6 +19,7 @@ from torch import nn
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write, write_text_atomic
 from phenoseg.models import channelnet as _channelnet  # noqa: F401  (registers the ChannelNet adaptor)
+from phenoseg.models.classifier import ClassifierConfig, build_classifier
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import build_instanseg, legacy_state_dict
 
@@ -37,7 +38,8 @@ class ModelKind:
     upgrade_state: Callable[[dict], dict] = lambda state: state
 
 
-KINDS: dict[str, ModelKind] = {"instanseg": ModelKind(ModelConfig, build_instanseg, legacy_state_dict)}
+KINDS: dict[str, ModelKind] = {"instanseg": ModelKind(ModelConfig, build_instanseg, legacy_state_dict),
+                               "classifier": ModelKind(ClassifierConfig, build_classifier)}
 
 
 def register_kind(name: str, kind: ModelKind) -> None:
@@ -50,11 +52,21 @@ def build_model(config) -> nn.Module:
     return KINDS[config.kind].build(config)
 
 
-def bundled_model_dirs() -> dict[str, Path]:
-    """Name → directory of every model shipped inside the package."""
+def model_kind(model_dir: Path) -> str:
+    """The ``kind`` written in a model directory's config (``instanseg`` when absent or unreadable)."""
+    try:
+        return str(json.loads((Path(model_dir) / CONFIG_NAME).read_text()).get("kind", "instanseg"))
+    except (OSError, ValueError, AttributeError):
+        return "instanseg"
+
+
+def bundled_model_dirs(kind: str | None = "instanseg") -> dict[str, Path]:
+    """Name → directory of every model of ``kind`` shipped inside the package (segmenters by default;
+    ``classifier``; None: every kind)."""
     if not ZOO_DIR.is_dir():
         return {}
-    return {p.name: p for p in sorted(ZOO_DIR.iterdir()) if (p / CONFIG_NAME).is_file()}
+    dirs = {p.name: p for p in sorted(ZOO_DIR.iterdir()) if (p / CONFIG_NAME).is_file()}
+    return {n: p for n, p in dirs.items() if kind is None or model_kind(p) == kind}
 
 
 def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
@@ -62,7 +74,7 @@ def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
     path = Path(name_or_dir)
     if (path / CONFIG_NAME).is_file():
         return path
-    bundled = bundled_model_dirs()
+    bundled = bundled_model_dirs(None)
     if str(name_or_dir) in bundled:
         return bundled[str(name_or_dir)]
     names = ", ".join(bundled) or "none"
@@ -131,11 +143,12 @@ def list_models() -> list[dict]:
     """Summary of every bundled model: name, pixel size, channels, targets, modality, metrics, the weights'
     licence and whether it allows commercial use."""
     rows = []
-    for name, d in bundled_model_dirs().items():
+    for name, d in bundled_model_dirs(None).items():
         cfg = read_config(d)
         rows.append(
             {
                 "name": name,
+                "kind": cfg.kind,
                 "pixel_size_um": cfg.pixel_size_um,
                 "channels": cfg.channel_names,
                 "targets": cfg.targets,

@@ -67,9 +67,11 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
 
     The per-object table is built from the labels, the measure pass and then ``passes`` (each adding
     columns) run on it, and every table output (GeoJSON, CSV, AnnData, report) is written from it."""
+    from collections import Counter
+
     from phenoseg.io.geojson import table_properties, write_geojson
     from phenoseg.io.labels import write_labels
-    from phenoseg.io.overlay import overlay, write_png
+    from phenoseg.io.overlay import class_overlay, overlay, write_png
     from phenoseg.io.regions import keep_in_regions, read_regions
     from phenoseg.io.report import ImageReport, thumbnail
     from phenoseg.io.tables import write_anndata, write_csv
@@ -86,7 +88,7 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
     target, paired, scores = main_objects(labels, objects.scores)
     main = paired[target]
     table = None
-    if any(k in kinds for k in ("geojson", "csv", "anndata", "report")):
+    if any(k in kinds for k in ("geojson", "csv", "anndata", "report")) or ("overlay" in kinds and passes):
         table = object_table(main, target, scores)
         context = PassContext(image.data, paired, objects.pixel_size_um, image.channel_names)
         run_passes(table, context, [MeasurePass(), *passes])
@@ -94,21 +96,25 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         cell = target == "cells"
         written.append(write_geojson(outdir / f"{stem}.geojson", main, "cell" if cell else "detection",
                                      table.scores_by_label(), table_properties(table),
-                                     paired["nuclei"] if cell else None))
+                                     paired["nuclei"] if cell else None, table.classification()))
     if "csv" in kinds:
         written.append(write_csv(outdir / f"{stem}_measurements.csv", table))
     if "anndata" in kinds:
         written.append(write_anndata(outdir / f"{stem}.h5ad", table, region=f"{stem}_labels"))
     if "overlay" in kinds:
-        written.append(write_png(outdir / f"{stem}_overlay.png", overlay(image.data, main)))
+        classes = table.classification() if table is not None else {}
+        pic = class_overlay(image.data, main, classes) if classes else overlay(image.data, main)
+        written.append(write_png(outdir / f"{stem}_overlay.png", pic))
     report = None
     if "report" in kinds:
         m = table.measurements
         area_key = m.area_column()
         cols = m.qupath_columns()
         intens = {ch: m.intensity[m.main]["mean"][:, i] for i, ch in enumerate(m.channel_names)}
+        classes = [c for c in table.columns.get("class", []) if c]
         report = ImageReport(stem, len(m.labels), thumbnail(image.data, main), cols[area_key], f"{m.unit}²",
-                             intens, objects.model, objects.pixel_size_um, objects.seconds, list(objects.notes))
+                             intens, objects.model, objects.pixel_size_um, objects.seconds, list(objects.notes),
+                             dict(Counter(classes)))
     counts = {t: len(table) if table is not None and t == target else count_objects(paired.get(t, lab))
               for t, lab in labels.items()}
     return written, report, counts

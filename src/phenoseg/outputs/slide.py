@@ -62,13 +62,14 @@ class ObjectWriter:
         features: list[str] = []
         if self.geojson:
             meas = table_properties(table)
+            classes = table.classification()
             name = None
             for label, geom in object_polygons(local):
                 gid = first + label - 1
                 if self.n_targets > 1:
                     name = f"{self.target} {gid}"
                 feat = make_feature(gid, transform_geometry(geom, self.to_level0, rx0, ry0), "detection",
-                                    meas.get(label, {}), float(scores[label - 1]),
+                                    meas.get(label, {}), float(scores[label - 1]), classes.get(label),
                                     feature_id=self.feature_id(gid), name=name)
                 feat["properties"]["measurements"]["Label"] = gid
                 features.append(json.dumps(feat, ensure_ascii=False))

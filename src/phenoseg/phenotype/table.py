@@ -24,7 +24,8 @@ class ObjectTable:
 
     ``centroid_y`` / ``centroid_x`` are in pixels of the label image (pixel centres at integers), ``bbox``
     is (y0, x0, y1, x1) (end exclusive), ``score`` the segmenter's seed score (NaN when unknown).
-    ``columns`` holds the columns added by per-object passes, written under their names by every writer.
+    ``columns`` holds the columns added by per-object passes, written under their names by every writer;
+    ``classes`` the class names and display colours once a classifier has run (column ``class``).
     """
 
     target: str
@@ -35,6 +36,7 @@ class ObjectTable:
     score: np.ndarray
     measurements: Measurements | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: tuple[list[str], list[tuple[int, int, int]]] | None = None  # class names, colours (classified)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -51,6 +53,14 @@ class ObjectTable:
         names = list(self.columns)
         values = [self.columns[n].tolist() for n in names]  # Python scalars, JSON-serialisable
         return {label: {n: v[r] for n, v in zip(names, values)} for r, label in enumerate(self.ids.tolist())}
+
+    def classification(self) -> dict[int, tuple[str, tuple[int, int, int]]]:
+        """id → (class name, colour) of classified objects (empty before a classifier ran)."""
+        if self.classes is None or "class" not in self.columns:
+            return {}
+        colour = dict(zip(*self.classes))
+        return {int(i): (str(c), tuple(colour.get(c, (128, 128, 128))))
+                for i, c in zip(self.ids.tolist(), self.columns["class"].tolist()) if c}
 
     def scores_by_label(self) -> np.ndarray:
         """Scores indexed by label − 1 (NaN for ids without a row), as the GeoJSON writer takes them."""

@@ -1,0 +1,1 @@
+"""Training the crop classifier."""
