@@ -220,15 +220,11 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
             raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
     passes = list(options.passes)
-    if options.classify:
-        from phenoseg.phenotype.classify import ClassifyPass, load_classifier
+    if options.classify:  # the pass reads each tile's crops
+        from phenoseg.phenotype.classify import slide_classify_pass
 
-        if options.min_detection_probability is not None:
-            raise PhenosegError(f"{path}: min_detection_probability= applies to images in memory; on a whole slide "
-                                "filter by the detection_probability column of its table")
-        with open_slide(path) as slide:
-            n_channels = slide.n_channels
-        passes.insert(0, ClassifyPass(load_classifier(options.classify, options.device, options.tta, n_channels)))
+        passes.insert(0, slide_classify_pass(path, options.classify, options.device, options.tta,
+                                             options.min_detection_probability))
     opts = SlideOptions(tile=options.tile_size, tissue_mask=options.tissue_mask, outputs=outs,
                         pixel_size_um=options.pixel_size_um, channels=channels, measure_channels=measure,
                         progress=not options.quiet,

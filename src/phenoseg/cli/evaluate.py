@@ -33,11 +33,25 @@ def format_table(rows: list[dict], summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _is_classifier(model: str) -> bool:
+    from phenoseg.models.zoo import model_kind, resolve_model_dir
+
+    return model != "auto" and model_kind(resolve_model_dir(model)) == "classifier"
+
+
 def run(args: argparse.Namespace) -> int:
     """`phenoseg evaluate`: --pred/--truth folders, or --model on --data (a dataset split)."""
     from phenoseg.evaluation.matching import MatchCounts, match_counts, summarise
     from phenoseg.io.labels import read_labels
 
+    if args.model and args.data and _is_classifier(args.model):
+        from phenoseg.cli.evaluate_classes import run_classifier
+
+        return run_classifier(args)
+    unused = [f for f, v in (("--segmenter", args.segmenter), ("--seed-threshold", args.seed_threshold),
+                             ("--min-detection-probability", args.min_detection_probability)) if v is not None]
+    if unused:
+        raise PhenosegError(f"{', '.join(unused)} apply when --model is a classifier")
     pairs: list[tuple[str, object, object]] = []  # (name, truth loader, prediction loader)
     failures: list[str] = []
     if args.pred or args.truth:

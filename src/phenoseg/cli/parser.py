@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                     help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
     ev.add_argument("--tta", action="store_true", help="test-time augmentation when running --model")
+    ev.add_argument("--segmenter", help="with a classifier --model: the segmentation model whose objects it classifies "
+                                        "(default brightfield_nuclei)")
+    ev.add_argument("--seed-threshold", type=float, help="with a classifier --model: the segmenter's seed threshold")
+    ev.add_argument("--min-detection-probability", type=float, metavar="P",
+                    help="with a classifier --model: the detection filter whose scores are printed (default: none; "
+                         "the JSON has every filter)")
     ev.add_argument("--json", help="write the scores as JSON here")
     ev.add_argument("--quiet", action="store_true", help="print only errors and the scores")
 

@@ -58,6 +58,8 @@ class ClassifierConfig:
     normalise: str = "range"
     norm_percentiles: list[float] = field(default_factory=lambda: [1.0, 99.8])
     widths: list[int] = field(default_factory=lambda: [16, 24, 40, 64])
+    blocks: list[int] = field(default_factory=lambda: [1, 1, 2, 2])  # blocks per stage
+    fused_stages: int = 2  # the first stages use fused blocks (3×3 expansion: faster at high resolution)
     expansion: int = 4
     dropout: float = 0.2
     training: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +73,8 @@ class ClassifierConfig:
             self.colours = [list(class_colour(c, i)) for i, c in enumerate(self.classes)]
         if self.normalise not in ("range", "percentile"):
             raise ValueError(f"normalise must be 'range' or 'percentile', got {self.normalise!r}")
+        if len(self.blocks) != len(self.widths):
+            raise ValueError(f"blocks {self.blocks} and widths {self.widths} differ in length")
         bad = set(self.mask_channels) - {"object", "neighbours"}
         if bad:
             raise ValueError(f"unknown mask channels {sorted(bad)} (known: object, neighbours)")
@@ -119,9 +123,28 @@ class InvertedBottleneck(nn.Module):
         return x + y if self.residual else y
 
 
+class FusedBottleneck(nn.Module):
+    """The fused inverted bottleneck (EfficientNetV2 / MobileNetV4): 3×3 expansion (stride) → 1×1
+    projection, residual when the shape is kept; faster than depthwise blocks at high resolution on CPUs."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        mid = cin * expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
+            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
 class CropClassifier(nn.Module):
-    """Stem (3×3, stride 2) → one downsampling and one residual inverted bottleneck per width → global
-    average pool → class head (K) + detection head (1) [+ silver head]."""
+    """Stem (3×3, stride 2) → stages of (fused, then depthwise) inverted bottlenecks, each but the first
+    halving the resolution → 1×1 widening → global average pool → class head (K) + detection head (1)
+    [+ silver head]."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -130,10 +153,12 @@ class CropClassifier(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(config.input_channels, w[0], 3, 2, 1, bias=False),
                                    nn.BatchNorm2d(w[0]), nn.ReLU6(inplace=True)]
         cin = w[0]
-        for i, cout in enumerate(w):
-            layers.append(InvertedBottleneck(cin, cout, 1 if i == 0 else 2, config.expansion))
-            layers.append(InvertedBottleneck(cout, cout, 1, config.expansion))
-            cin = cout
+        for i, (cout, n) in enumerate(zip(w, config.blocks)):
+            fused = i < config.fused_stages
+            block, e = (FusedBottleneck, 2) if fused else (InvertedBottleneck, config.expansion)
+            for j in range(n):
+                layers.append(block(cin, cout, 2 if j == 0 and i > 0 else 1, e))
+                cin = cout
         width = 4 * w[-1]
         layers += [nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6(inplace=True)]
         self.features = nn.Sequential(*layers)

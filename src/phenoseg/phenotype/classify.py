@@ -187,3 +187,18 @@ def classify_labels(classifier: Classifier, image: np.ndarray, labels: dict[str,
     if min_detection_probability is not None:
         labels, dropped = drop_undetected(labels, pred, min_detection_probability, target)
     return labels, ClassifyPass(classifier, pred), dropped
+
+
+def slide_classify_pass(path, name: str, device: str, tta: bool, min_detection_probability: float | None
+                        ) -> ClassifyPass:
+    """The classify pass of a whole slide (a detection filter is refused there: the labels are written tile
+    row by tile row)."""
+    from phenoseg.errors import PhenosegError
+    from phenoseg.io.slide import open_slide
+
+    if min_detection_probability is not None:
+        raise PhenosegError(f"{path}: min_detection_probability= applies to images in memory; on a whole slide "
+                            "filter by the detection_probability column of its table")
+    with open_slide(path) as slide:
+        n_channels = slide.n_channels
+    return ClassifyPass(load_classifier(name, device, tta, n_channels))
