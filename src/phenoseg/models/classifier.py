@@ -105,35 +105,20 @@ class ClassifierConfig:
 
 
 class InvertedBottleneck(nn.Module):
-    """MobileNetV2's block: 1×1 expansion → 3×3 depthwise (stride) → 1×1 projection, residual when the
-    shape is kept."""
+    """MobileNetV2's block: 1×1 expansion → 3×3 depthwise (stride) → 1×1 projection; ``fused`` (EfficientNetV2 /
+    MobileNetV4): 3×3 expansion (stride) → 1×1 projection, faster at high resolution on CPUs. Residual when
+    the shape is kept."""
 
-    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int, fused: bool = False) -> None:
         super().__init__()
         mid = cin * expansion
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
-            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
-        )
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return x + y if self.residual else y
-
-
-class FusedBottleneck(nn.Module):
-    """The fused inverted bottleneck (EfficientNetV2 / MobileNetV4): 3×3 expansion (stride) → 1×1
-    projection, residual when the shape is kept; faster than depthwise blocks at high resolution on CPUs."""
-
-    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
-        super().__init__()
-        mid = cin * expansion
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
-        )
+        if fused:
+            expand = [nn.Conv2d(cin, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True)]
+        else:
+            expand = [nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
+                      nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+                      nn.ReLU6(inplace=True)]
+        self.body = nn.Sequential(*expand, nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,9 +140,9 @@ class CropClassifier(nn.Module):
         cin = w[0]
         for i, (cout, n) in enumerate(zip(w, config.blocks)):
             fused = i < config.fused_stages
-            block, e = (FusedBottleneck, 2) if fused else (InvertedBottleneck, config.expansion)
+            e = 2 if fused else config.expansion
             for j in range(n):
-                layers.append(block(cin, cout, 2 if j == 0 and i > 0 else 1, e))
+                layers.append(InvertedBottleneck(cin, cout, 2 if j == 0 and i > 0 else 1, e, fused))
                 cin = cout
         width = 4 * w[-1]
         layers += [nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6(inplace=True)]

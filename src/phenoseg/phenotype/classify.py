@@ -9,12 +9,13 @@ and ``prob_<class>``; :func:`drop_undetected` removes objects below a detection 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from phenoseg.errors import PhenosegError
 from phenoseg.phenotype.crops import object_crops
 from phenoseg.phenotype.table import ObjectTable, PassContext, object_centroids
 
@@ -75,8 +76,6 @@ class Classifier:
         ``image`` (C, Y, X) on the labels' grid."""
         cfg = self.config
         if image.shape[0] != cfg.in_channels:
-            from phenoseg.errors import PhenosegError
-
             raise PhenosegError(f"classifier '{cfg.name}' reads {cfg.in_channels} channel(s) "
                                 f"({', '.join(cfg.channel_names)}); the image has {image.shape[0]}")
         area, cy, cx = object_centroids(labels)
@@ -113,13 +112,12 @@ def prediction_columns(pred: ClassPredictions) -> dict[str, np.ndarray]:
 class ClassifyPass:
     """The per-object pass: classifies the objects of the classifier's target (a cell's row takes its
     nucleus's class when the classifier reads nuclei). ``precomputed``: predictions already made (after a
-    detection filter), reused for the ids they hold. ``results`` keeps the last predictions made."""
+    detection filter), reused for the ids they hold."""
 
     classifier: Classifier
     precomputed: ClassPredictions | None = None
     name: str = "classify"
     needs_all_objects: bool = False
-    results: list = field(default_factory=list)
 
     def __call__(self, table: ObjectTable, context: PassContext) -> None:
         target = self.classifier.config.target
@@ -128,7 +126,6 @@ class ClassifyPass:
             pred = self.precomputed.subset(table.ids)
         else:
             pred = self.classifier.predict(context.image, labels, context.pixel_size_um, table.ids)
-        self.results[:] = [pred]
         for name, values in prediction_columns(pred).items():
             table.add_column(name, values)
         table.classes = (list(pred.classes), [tuple(c) for c in self.classifier.config.colours])
@@ -160,7 +157,6 @@ def load_classifier(name: str, device: str = "cpu", tta: bool = False, n_channel
     """A :class:`Classifier` of a model (bundled name or folder; ``auto``: the bundled default for images of
     ``n_channels`` channels), loaded once per process."""
     from phenoseg.devices import pick_device
-    from phenoseg.errors import PhenosegError
     from phenoseg.models.zoo import load_model
 
     if name == "auto":
@@ -193,7 +189,6 @@ def slide_classify_pass(path, name: str, device: str, tta: bool, min_detection_p
                         ) -> ClassifyPass:
     """The classify pass of a whole slide (a detection filter is refused there: the labels are written tile
     row by tile row)."""
-    from phenoseg.errors import PhenosegError
     from phenoseg.io.slide import open_slide
 
     if min_detection_probability is not None:

@@ -28,8 +28,9 @@ from phenoseg.evaluation.classification import pair_points
 from phenoseg.io.datasets import find_image_file, image_pixel_size, label_file, load_manifest
 from phenoseg.io.images import read_image
 from phenoseg.io.labels import read_labels
-from phenoseg.phenotype.crops import scale_image, to_pixel_size
+from phenoseg.phenotype.crops import scale_image
 from phenoseg.phenotype.table import object_centroids
+from phenoseg.preprocess import resample_image, resize_labels
 
 PAIR_RADIUS_UM = 3.0  # HoVer-Net's pairing distance (12 px at 0.25 µm/px)
 
@@ -136,7 +137,8 @@ def load_class_images(root: Path, split: str, config, segment: Segment | None, t
         if pred is None and (teacher is not None or pts_path is not None):
             raise PhenosegError("point annotations and silver labels need a segmenter")
         scaled = scale_image(img.data, config.normalise, tuple(config.norm_percentiles))
-        big, _, f = to_pixel_size(scaled, np.zeros(img.data.shape[-2:], np.int32), px, config.pixel_size_um)
+        big = resample_image(scaled, px / config.pixel_size_um)
+        f = big.shape[-1] / scaled.shape[-1]
         item = _image_objects(root.name, image_id, img.data, big, f, px, config, pred, lab_path, cls_path, pts_path,
                               index, silver_index, teacher)
         if item is not None and len(item):
@@ -147,8 +149,6 @@ def load_class_images(root: Path, split: str, config, segment: Segment | None, t
 def _image_objects(dataset, image_id, raw, big, f, px, config, pred, lab_path, cls_path, pts_path, index,
                    silver_index, teacher) -> ClassImage | None:
     shape = big.shape[-2:]
-    from phenoseg.preprocess import resize_labels
-
     masks, rows = [], []  # rows: (source, ids, cy, cx, gold, det, silver)
     radius = PAIR_RADIUS_UM / px
     true_xy = true_cls = None

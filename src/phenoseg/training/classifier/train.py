@@ -59,8 +59,6 @@ def dataset_classes(root: Path) -> list[str]:
         for _, _, c in read_points(p) if p is not None else []:
             if class_key(c) not in seen:
                 seen.append(class_key(c))
-        if len(seen) >= 3 and len(seen) < 64:
-            break
     if not seen:
         raise PhenosegError(f"{root}: no classes/ (instance classes) and no points/ (point annotations); "
                             "see docs/training-data.md")
