@@ -1,14 +1,17 @@
 """Vectorised shape measurements of every object of a label image in one pass (no per-object loop).
 
 Area, centroid, moments (major / minor axis, eccentricity, orientation), extent and the perimeter match
-``skimage.measure.regionprops`` exactly. Convex area (for solidity) and caliper diameters come from the
-support function of each object's boundary pixel centres in ``N_DIRECTIONS`` directions: solidity within
-~0.04 of regionprops', maximum diameter within a few per cent of its Feret diameter.
+``skimage.measure.regionprops`` exactly, and so does the solidity (the exact convex area of
+:mod:`phenoseg.phenotype.convex`). Caliper diameters come from the support function of each object's
+boundary pixel centres in ``N_DIRECTIONS`` directions: the maximum within a few per cent of the Feret
+diameter.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from phenoseg.phenotype.convex import convex_areas
 
 N_DIRECTIONS = 16
 
@@ -107,18 +110,7 @@ def morphology(labels: np.ndarray) -> dict[str, np.ndarray]:
         hmin[present - 1, i] = _group_reduce(proj, starts, np.minimum)
     # calipers of the pixel outline (half a pixel beyond the centres along the dominant axis)
     widths = hmax - hmin + np.maximum(np.abs(np.cos(theta)), np.abs(np.sin(theta)))
-    # convex polygon from support lines in 2·N directions (θ and θ + π), area by the shoelace formula
-    hs = np.concatenate([hmax, -hmin], 1)
-    th = np.concatenate([theta, theta + np.pi])
-    th2 = np.roll(th, -1)
-    hs2 = np.roll(hs, -1, axis=1)
-    det = np.sin(th2 - th)
-    vx = (hs * np.sin(th2) - hs2 * np.sin(th)) / det
-    vy = (hs2 * np.cos(th) - hs * np.cos(th2)) / det
-    hull = 0.5 * np.abs(np.sum(vx * np.roll(vy, -1, 1) - np.roll(vx, -1, 1) * vy, axis=1))
-    hull_perimeter = np.sum(np.hypot(np.roll(vx, -1, 1) - vx, np.roll(vy, -1, 1) - vy), axis=1)
-    # pixels in the convex hull of the pixel centres (Pick's theorem: area + boundary / 2 + 1)
-    convex_area = hull + hull_perimeter / 2 + 1
+    convex_area = convex_areas(labels, n)  # exact, as regionprops' area_convex
 
     ymin = np.full(n, np.nan)
     ymax = np.full(n, np.nan)
