@@ -1,5 +1,6 @@
 """Speed of the crop classifier (issue 15): milliseconds per object on this machine, for growing numbers
-of objects (linear?), split into crops (scaling, resampling, gathering) and network; with and without TTA;
+of objects (linear?), split into crops (scaling, resampling, gathering) and network, ONNX Runtime and torch
+side by side (``ms_per_object``: ONNX Runtime, what ``auto`` runs for many objects); with and without TTA;
 and the whole ``phenoseg classify`` command (outputs included).
 
     python benchmarks/classify_speed.py [--model brightfield_nucleus_classes]
@@ -40,7 +41,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--name", default="classify_speed")
     args = ap.parse_args()
-    clf = Classifier(load_model(args.model))
+    clf = Classifier(load_model(args.model), backend="torch")
+    t0 = time.perf_counter()
+    fast = Classifier(load_model(args.model), backend="onnx")
+    export_s = time.perf_counter() - t0  # the one-off ONNX export (why auto waits for many objects)
     rows = []
     for size in (512, 1024, 2048):
         image, labels = scene(size)
@@ -53,13 +57,16 @@ def main() -> None:
                 pass
 
         whole, _ = median_time(lambda image=image, labels=labels: clf.predict(image, labels, PX), args.repeats)
+        onnx, _ = median_time(lambda image=image, labels=labels: fast.predict(image, labels, PX), args.repeats)
         crop_s, _ = median_time(crops_only, args.repeats)
-        rows.append({"size": size, "objects": n, "seconds": whole, "ms_per_object": 1e3 * whole / n,
-                     "crops_ms_per_object": 1e3 * crop_s / n, "network_ms_per_object": 1e3 * (whole - crop_s) / n})
+        rows.append({"size": size, "objects": n, "torch_seconds": whole, "onnx_seconds": onnx,
+                     "ms_per_object": 1e3 * onnx / n, "torch_ms_per_object": 1e3 * whole / n,
+                     "crops_ms_per_object": 1e3 * crop_s / n, "network_ms_per_object": 1e3 * (onnx - crop_s) / n,
+                     "torch_network_ms_per_object": 1e3 * (whole - crop_s) / n})
         print(rows[-1], flush=True)
     image, labels = scene(1024, 1)
     n = int(labels.max())
-    tta = Classifier(load_model(args.model), tta=True)
+    tta = Classifier(load_model(args.model), tta=True, backend="onnx")
     tta_s, _ = median_time(lambda: tta.predict(image, labels, PX), 1)
     with tempfile.TemporaryDirectory() as tmp:
         tifffile.imwrite(f"{tmp}/im.tif", np.moveaxis(image, 0, -1), photometric="rgb")
@@ -74,7 +81,7 @@ def main() -> None:
     command = {"size": 1024, "objects": n, "seconds_median": float(np.median(times)), "seconds": times}
     ratio = rows[-1]["ms_per_object"] / rows[0]["ms_per_object"]
     out = write_result(args.name, {
-        "model": args.model, "pixel_size_um": PX, "in_process": rows,
+        "model": args.model, "pixel_size_um": PX, "onnx_export_seconds": export_s, "in_process": rows,
         "linearity": {"ms_per_object_largest_over_smallest": ratio},
         "tta": {"size": 1024, "objects": n, "ms_per_object": 1e3 * tta_s / n},
         "command_classify_geojson_csv": command,

@@ -12,6 +12,7 @@ import tifffile
 import torch
 
 from phenoseg.cli.main import main
+from phenoseg.errors import PhenosegError
 from phenoseg.evaluation.classification import (
     classification_report,
     froc,
@@ -126,6 +127,14 @@ def test_classifier_saves_loads_and_predicts_any_number(tmp_path):
     # a crop's prediction does not depend on the batch it is in
     small = Classifier(back, batch=3).predict(image, labels, 0.5)
     assert np.allclose(small.probs, p.probs, atol=1e-5)
+    # ONNX Runtime (auto's choice for many objects) gives torch's probabilities
+    assert clf.backend == "torch"
+    fast = Classifier(back, backend="onnx")
+    assert fast.backend == "onnx"
+    q = fast.predict(image, labels, 0.5)
+    assert np.allclose(q.probs, p.probs, atol=1e-4) and np.allclose(q.detection, p.detection, atol=1e-4)
+    with pytest.raises(PhenosegError, match="backend"):
+        Classifier(back, backend="tpu")
     cols = prediction_columns(p)
     assert set(cols) == {"class", "class_probability", "detection_probability", "prob_other", "prob_round",
                          "prob_dark"}

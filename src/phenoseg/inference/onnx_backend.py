@@ -24,21 +24,20 @@ def onnxruntime_available() -> bool:
     return True
 
 
-class OnnxNetwork:
-    """Callable like the network: (B, C, H, W) float tensor → raw maps, run by ONNX Runtime."""
+class OnnxModule:
+    """Callable like a torch module of one input and one output, run by ONNX Runtime: ``example`` fixes the
+    input's layout, ``dynamic`` names its axes that vary (input axis → name; the output's follow by index)."""
 
-    def __init__(self, net: InstanSegNet, threads: int | None = None) -> None:
+    def __init__(self, net: torch.nn.Module, example: torch.Tensor, dynamic: dict[int, str],
+                 out_dynamic: dict[int, str] | None = None, threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise PhenosegError("backend=onnx needs onnxruntime: pip install 'phenoseg[onnx]'") from exc
-        any_channels = net.config.adaptor is not None  # ChannelNet: the channel count varies too
-        c = 2 if any_channels else net.config.in_channels
-        axes = {0: "b", 1: "c", 2: "h", 3: "w"} if any_channels else {0: "b", 2: "h", 3: "w"}
         buf = io.BytesIO()
-        torch.onnx.export(net.eval(), (torch.zeros(1, c, 64, 64),), buf, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": axes, "y": {0: "b", 2: "h", 3: "w"}},
-                          opset_version=17, dynamo=False)
+        out_axes = dynamic if out_dynamic is None else out_dynamic
+        torch.onnx.export(net.eval(), (example,), buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": dynamic, "y": out_axes}, opset_version=17, dynamo=False)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
@@ -47,3 +46,13 @@ class OnnxNetwork:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"x": x.detach().cpu().numpy().astype("float32", copy=False)})[0]
         return torch.from_numpy(out)
+
+
+class OnnxNetwork(OnnxModule):
+    """A segmentation network under ONNX Runtime: (B, C, H, W) float tensor → raw maps."""
+
+    def __init__(self, net: InstanSegNet, threads: int | None = None) -> None:
+        any_channels = net.config.adaptor is not None  # ChannelNet: the channel count varies too
+        c = 2 if any_channels else net.config.in_channels
+        axes = {0: "b", 1: "c", 2: "h", 3: "w"} if any_channels else {0: "b", 2: "h", 3: "w"}
+        super().__init__(net, torch.zeros(1, c, 64, 64), axes, {0: "b", 2: "h", 3: "w"}, threads)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from phenoseg.errors import PhenosegError
+from phenoseg.inference.onnx_backend import OnnxModule, onnxruntime_available
 from phenoseg.phenotype.crops import object_crops
 from phenoseg.phenotype.table import ObjectTable, PassContext, object_centroids
 
@@ -52,23 +53,48 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
+ONNX_MIN_OBJECTS = 8000  # backend auto: where the faster runtime repays its one-off export
+
+
 class Classifier:
     """Runs a crop classifier on the objects of an image (``model``: a loaded ``kind: classifier`` model)."""
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", tta: bool = False,
-                 batch: int = 512) -> None:
+                 batch: int = 512, backend: str = "auto") -> None:
+        """``backend``: torch, onnx (ONNX Runtime, CPU), or auto (ONNX Runtime on the CPU once an image has
+        ``ONNX_MIN_OBJECTS`` objects, when installed)."""
+        if backend not in ("torch", "onnx", "auto"):
+            raise PhenosegError(f"backend='{backend}': expected torch, onnx or auto")
         self.model = model.to(device).eval()
         self.config = model.config
         self.device = torch.device(device)
         self.tta, self.batch = tta, batch
+        self.backend = "torch"  # the runtime in use
+        self._run = self.model
+        self._onnx_ok = backend == "onnx" or (backend == "auto" and self.device.type == "cpu"
+                                              and onnxruntime_available())
+        if backend == "onnx":
+            self.use_fast_runtime()
+
+    def use_fast_runtime(self) -> None:
+        """Switch the network to ONNX Runtime (~2x faster on the CPU, probabilities equal to ~1e-5; the export
+        costs 1-4 s once, so ``auto`` switches only for many objects)."""
+        if not self._onnx_ok:
+            return
+        if self._run is self.model:
+            c, s = self.config.input_channels, self.config.crop_px
+            self._run = OnnxModule(self.model.float(), torch.zeros(2, c, s, s), {0: "b"})
+        self.backend = "onnx"
 
     @torch.inference_mode()
     def logits(self, crops: np.ndarray) -> torch.Tensor:
         """(N, K + 1) logits of crops, the mean over the 8 flips / rotations with TTA."""
-        x = torch.from_numpy(crops).to(self.device).contiguous(memory_format=torch.channels_last)
+        x = torch.from_numpy(crops).to(self.device)
+        if self.backend == "torch":
+            x = x.contiguous(memory_format=torch.channels_last)
         if not self.tta:
-            return self.model(x).float().cpu()
-        return torch.stack([self.model(dihedral(x, k)) for k in range(8)]).mean(0).float().cpu()
+            return self._run(x).float().cpu()
+        return torch.stack([self._run(dihedral(x, k).contiguous()) for k in range(8)]).mean(0).float().cpu()
 
     def predict(self, image: np.ndarray, labels: np.ndarray, pixel_size_um: float | None,
                 ids: np.ndarray | None = None) -> ClassPredictions:
@@ -83,6 +109,8 @@ class Classifier:
         ids = present if ids is None else np.asarray(ids, np.int64)
         known = np.isin(ids, present)
         want = ids[known]
+        if len(want) >= ONNX_MIN_OBJECTS:
+            self.use_fast_runtime()
         k = len(cfg.classes)
         probs, det = np.full((len(want), k), np.nan), np.full(len(want), np.nan)
         for rows, crops in object_crops(image, labels, want, cy[want], cx[want], pixel_size_um, cfg, self.batch):
@@ -196,4 +224,6 @@ def slide_classify_pass(path, name: str, device: str, tta: bool, min_detection_p
                             "filter by the detection_probability column of its table")
     with open_slide(path) as slide:
         n_channels = slide.n_channels
-    return ClassifyPass(load_classifier(name, device, tta, n_channels))
+    clf = load_classifier(name, device, tta, n_channels)
+    clf.use_fast_runtime()  # a slide's objects come a tile at a time, but there are many
+    return ClassifyPass(clf)
