@@ -68,6 +68,26 @@ def check_spatialdata(out: Path, labels: np.ndarray) -> dict:
     return {"region": region, "rows": int(table.n_obs), "labels": len(ids)}
 
 
+def check_spatialdata_cells(tmp: Path) -> dict:
+    """A cell table (nucleus, cytoplasm, membrane, cell compartments) from ``phenoseg measure``."""
+    import anndata
+    from spatialdata.models import TableModel
+
+    from phenoseg.synthetic.cells import nuclei_and_cells, render_two_channel
+
+    nuclei, cells = nuclei_and_cells((160, 160), 25, seed=4)
+    tifffile.imwrite(tmp / "panel.tif", render_two_channel(nuclei, cells, seed=4))
+    tifffile.imwrite(tmp / "n.tif", nuclei.astype(np.uint32))
+    tifffile.imwrite(tmp / "c.tif", cells.astype(np.uint32))
+    subprocess.run([sys.executable, "-m", "phenoseg", "measure", str(tmp / "panel.tif"), "--nuclei", str(tmp / "n.tif"),
+                    "--cells", str(tmp / "c.tif"), "--pixel-size", "0.5", "-o", str(tmp / "m"), "--outputs",
+                    "anndata", "--quiet"], check=True)
+    adata = anndata.read_h5ad(next((tmp / "m").glob("*.h5ad")))
+    TableModel.validate(adata)
+    assert any(k.startswith("cytoplasm_") for k in adata.layers), f"layers {list(adata.layers)}"
+    return {"rows": int(adata.n_obs), "layers": sorted(adata.layers)}
+
+
 def main() -> int:
     results, failed = {}, []
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,11 +96,12 @@ def main() -> int:
                         "labels,geojson,csv,anndata", "--quiet"], check=True)
         labels = tifffile.imread(out / "he_dsb2018_nuclei.tif")
         for name, check in (("geopandas", lambda: check_geopandas(out, labels)), ("scanpy", lambda: check_scanpy(out)),
-                            ("spatialdata", lambda: check_spatialdata(out, labels))):
+                            ("spatialdata", lambda: check_spatialdata(out, labels)),
+                            ("spatialdata cells", lambda: check_spatialdata_cells(Path(tmp)))):
             try:
-                results[name] = {"version": md.version(name), "passed": True, **check()}
+                results[name] = {"version": md.version(name.split()[0]), "passed": True, **check()}
             except Exception as exc:  # a client that cannot read the output is the finding
-                results[name] = {"version": md.version(name), "passed": False, "error": repr(exc),
+                results[name] = {"version": md.version(name.split()[0]), "passed": False, "error": repr(exc),
                                  "traceback": traceback.format_exc()[-2000:]}
                 failed.append(name)
             print(name, json.dumps({k: v for k, v in results[name].items() if k != "traceback"}), flush=True)

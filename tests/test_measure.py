@@ -213,15 +213,3 @@ def test_measure_command_csv_anndata_geojson(tmp_path, capsys):
                  "--cells", str(tmp_path / "small.tif")])
     err = capsys.readouterr().err
     assert code == 1 and "does not match the image" in err and "Traceback" not in err
-    assert not (out / "x" / "img_measurements.csv").exists()
-
-
-def test_anndata_passes_spatialdata_table_model():
-    """spatialdata is a heavy optional package: checked where it is installed."""
-    spatialdata_models = pytest.importorskip("spatialdata.models")
-    from phenoseg.io.tables import to_anndata
-
-    nuclei, cells = cells_and_nuclei()
-    m = measure(render_image(nuclei, "fluorescence"), nuclei, cells, 0.5, ["DAPI"])
-    adata = to_anndata(m, region="img_labels")
-    spatialdata_models.TableModel.validate(adata)
