@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 import uuid
@@ -14,7 +13,8 @@ import numpy as np
 
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
-from phenoseg.io.geojson import make_feature, object_polygons, table_properties, transform_geometry
+from phenoseg.io.contours import geometry_json, label_polygons
+from phenoseg.io.geojson import feature_json, make_feature, table_properties
 from phenoseg.io.tables import anndata_from_columns, csv_lines, table_columns
 from phenoseg.phenotype.table import MeasurePass, ObjectTable, PassContext, object_table, run_passes
 
@@ -64,15 +64,15 @@ class ObjectWriter:
             meas = table_properties(table)
             classes = table.classification()
             name = None
-            for label, geom in object_polygons(local):
+            ids, geoms = label_polygons(local)
+            for label, text in zip(ids.tolist(), geometry_json(geoms, self.to_level0, rx0, ry0)):
                 gid = first + label - 1
                 if self.n_targets > 1:
                     name = f"{self.target} {gid}"
-                feat = make_feature(gid, transform_geometry(geom, self.to_level0, rx0, ry0), "detection",
-                                    meas.get(label, {}), float(scores[label - 1]), classes.get(label),
-                                    feature_id=self.feature_id(gid), name=name)
+                feat = make_feature(gid, None, "detection", meas.get(label, {}), float(scores[label - 1]),
+                                    classes.get(label), feature_id=self.feature_id(gid), name=name)
                 feat["properties"]["measurements"]["Label"] = gid
-                features.append(json.dumps(feat, ensure_ascii=False))
+                features.append(feature_json(feat, text))
         rows: list[str] = []
         if self.csv and len(m.labels):
             cols = table_columns(table)
