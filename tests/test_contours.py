@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 
-from phenoseg.io.contours import geometry_json, label_polygons
+from phenoseg.io.contours import geometry_json, label_polygons, outline_json
 
 
 def _pixels_inside(geom, shape):
@@ -86,3 +87,18 @@ def test_empty_and_simplified():
     _, (thin,) = label_polygons(disc, tolerance=0.5)
     assert len(thin.exterior.coords) < len(exact.exterior.coords)
     assert thin.intersection(exact).area / thin.union(exact).area > 0.97
+
+
+def test_outline_json_is_the_shapely_route_text():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        lab = (rng.random((18, 18)) < 0.55) * rng.integers(1, 5, (18, 18))
+        for scale, ox, oy in ((1.0, 0, 0), (2.5, 3, 1)):
+            ids, texts = outline_json(lab, scale, ox, oy)
+            ref_ids, geoms = label_polygons(lab)
+            assert ids.tolist() == ref_ids.tolist()
+            for text, geom in zip(texts, geoms):
+                got = shapely.geometry.shape(json.loads(text))
+                assert got.is_valid
+                assert got.equals(shapely.affinity.scale(shapely.affinity.translate(geom, ox, oy), scale, scale,
+                                                         origin=(0, 0)))

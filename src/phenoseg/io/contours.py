@@ -182,3 +182,66 @@ def geometry_json(geoms: np.ndarray, scale: float = 1.0, ox: float = 0.0, oy: fl
     kinds = shapely.get_type_id(geoms).tolist()
     return ['{"type":"Polygon","coordinates":' + p[0] + "}" if k == 3
             else '{"type":"MultiPolygon","coordinates":[' + ",".join(p) + "]}" for k, p in zip(kinds, geo_parts)]
+
+
+def _ring_text(flat: list, starts: list[int], ends: list[int], whole: bool) -> list[str]:
+    """"[[x,y],…,[x0,y0]]" of each ring from the flat x, y list (the first vertex repeated to close it)."""
+    pair = "[%d,%d]" if whole else "[%s,%s]"
+    out = []
+    for a, b in zip(starts, ends):
+        closing = pair % (flat[2 * a], flat[2 * a + 1])
+        out.append("[" + (pair + ",") * (b - a) % tuple(flat[2 * a:2 * b]) + closing + "]")
+    return out
+
+
+def outline_json(labels: np.ndarray, scale: float = 1.0, ox: float = 0.0, oy: float = 0.0
+                 ) -> tuple[np.ndarray, list[str]]:
+    """(labels, GeoJSON geometry text) of every object, as :func:`label_polygons` + :func:`geometry_json` give,
+    written straight from the rings: objects of one shell whose rings do not touch themselves (nearly all)
+    need no polygon objects; the rest go through shapely."""
+    labels = np.asarray(labels)
+    coords, ring, ring_label, area = label_rings(labels)
+    if not len(ring_label):
+        return np.zeros(0, np.int64), []
+    shell = area > 0
+    shells_per = np.bincount(ring_label, shell, minlength=int(ring_label.max()) + 1)
+    # a ring through one corner twice (a diagonal pinch between two of its holes) is left to make_valid
+    w = labels.shape[1] + 1
+    key = ring * ((labels.shape[0] + 1) * w) + (coords[:, 1] * w + coords[:, 0]).astype(np.int64)
+    srt = np.sort(key)
+    twice = np.unique(srt[1:][srt[1:] == srt[:-1]] // ((labels.shape[0] + 1) * w))
+    awkward = shells_per != 1
+    awkward[ring_label[twice]] = True
+    simple = ~awkward[ring_label]
+    pick = np.flatnonzero(simple)
+    order = pick[np.lexsort((~shell[pick], ring_label[pick]))]  # per label: shell first, then holes
+    # corners of the chosen rings, in that order
+    rstart = np.flatnonzero(np.concatenate([[True], ring[1:] != ring[:-1]]))
+    rlen = np.diff(np.concatenate([rstart, [len(ring)]]))
+    idx = np.repeat(rstart[order] - np.cumsum(np.concatenate([[0], rlen[order][:-1]])), rlen[order])
+    idx = idx + np.arange(len(idx))
+    pts = (coords[idx] + [ox, oy]) * scale
+    whole = np.allclose(pts, np.round(pts), atol=1e-9)
+    flat = (np.round(pts).astype(np.int64) if whole else np.round(pts, 2)).ravel().tolist()
+    ends = np.cumsum(rlen[order])
+    rings_text = _ring_text(flat, (ends - rlen[order]).tolist(), ends.tolist(), whole)
+    ids_simple, first = np.unique(ring_label[order], return_index=True)
+    bounds = np.concatenate([first, [len(order)]]).tolist()
+    texts = ['{"type":"Polygon","coordinates":[' + ",".join(rings_text[a:b]) + "]}"
+             for a, b in zip(bounds[:-1], bounds[1:])]
+    hard = np.flatnonzero(awkward)
+    hard = hard[np.isin(hard, ring_label)]
+    if not hard.size:
+        return ids_simple.astype(np.int64), texts
+    # each awkward object on its own box (known from its corners: pixel (r, c) has corners up to (c + 1, r + 1))
+    corner_label = ring_label[ring]
+    htext = []
+    for label in hard.tolist():
+        xy = coords[corner_label == label]
+        (x0, y0), (x1, y1) = xy.min(0).astype(int), xy.max(0).astype(int)
+        crop = np.where(labels[y0:y1, x0:x1] == label, label, 0)
+        htext += geometry_json(label_polygons(crop)[1], scale, ox + x0, oy + y0)
+    all_ids = np.concatenate([ids_simple, hard]).astype(np.int64)
+    all_text = texts + htext
+    o = np.argsort(all_ids, kind="stable")
+    return all_ids[o], [all_text[i] for i in o.tolist()]

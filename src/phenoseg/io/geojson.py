@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from phenoseg.io.atomic import atomic_write
-from phenoseg.io.contours import geometry_json, label_polygons
+from phenoseg.io.contours import outline_json
 
 
 def feature_json(feature: dict, geometry: str, nucleus_geometry: str | None = None) -> str:
@@ -68,13 +68,13 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str 
     p = Path(path)
     nucleus_text: dict[int, str] = {}
     if nuclei is not None:
-        nids, ngeoms = label_polygons(nuclei)
-        nucleus_text = dict(zip(nids.tolist(), geometry_json(ngeoms)))
-    ids, geoms = label_polygons(labels)
+        nids, ntexts = outline_json(nuclei)
+        nucleus_text = dict(zip(nids.tolist(), ntexts))
+    ids, texts = outline_json(labels)
     with atomic_write(p) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write('{"type": "FeatureCollection", "features": [')
         first = True
-        for label, text in zip(ids.tolist(), geometry_json(geoms)):
+        for label, text in zip(ids.tolist(), texts):
             meas = dict((measurements or {}).get(label, {}))
             score = float(scores[label - 1]) if scores is not None and label - 1 < len(scores) else None
             nucleus = nucleus_text.get(label)

@@ -61,12 +61,15 @@ def main_objects(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray]
 
 
 def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kinds: list[str],
-                        regions: Path | None = None, write_label_images: bool = True, passes=()):
+                        regions: Path | None = None, write_label_images: bool = True, passes=(),
+                        stage_times: dict[str, float] | None = None):
     """Write the chosen outputs of one image; returns (files written, ImageReport or None, objects per target
     after the regions filter).
 
     The per-object table is built from the labels, the measure pass and then ``passes`` (each adding
-    columns) run on it, and every table output (GeoJSON, CSV, AnnData, report) is written from it."""
+    columns) run on it, and every table output (GeoJSON, CSV, AnnData, report) is written from it.
+    ``stage_times`` (a dict) receives the seconds of each stage: ``measure_s``, then ``<output>_s``."""
+    import time
     from collections import Counter
 
     from phenoseg.io.geojson import table_properties, write_geojson
@@ -77,6 +80,14 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
     from phenoseg.io.tables import write_anndata, write_csv
     from phenoseg.phenotype.table import MeasurePass, PassContext, object_table, run_passes
 
+    last = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        if stage_times is not None:
+            stage_times[stage] = stage_times.get(stage, 0.0) + now - last[0]
+        last[0] = now
+
     labels = dict(objects.labels)
     if regions is not None:
         mask = read_regions(regions, image.shape_yx)
@@ -85,6 +96,7 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
     if "labels" in kinds and write_label_images:
         for target, lab in labels.items():
             written.append(write_labels(outdir / f"{stem}_{target}.tif", lab, objects.pixel_size_um))
+        lap("labels_s")
     target, paired, scores = main_objects(labels, objects.scores)
     main = paired[target]
     table = None
@@ -92,19 +104,24 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         table = object_table(main, target, scores)
         context = PassContext(image.data, paired, objects.pixel_size_um, image.channel_names)
         run_passes(table, context, [MeasurePass(), *passes])
+        lap("measure_s")
     if "geojson" in kinds:  # cells carry their nucleus as nucleusGeometry
         cell = target == "cells"
         written.append(write_geojson(outdir / f"{stem}.geojson", main, "cell" if cell else "detection",
                                      table.scores_by_label(), table_properties(table),
                                      paired["nuclei"] if cell else None, table.classification()))
+        lap("geojson_s")
     if "csv" in kinds:
         written.append(write_csv(outdir / f"{stem}_measurements.csv", table))
+        lap("csv_s")
     if "anndata" in kinds:
         written.append(write_anndata(outdir / f"{stem}.h5ad", table, region=f"{stem}_labels"))
+        lap("anndata_s")
     if "overlay" in kinds:
         classes = table.classification() if table is not None else {}
         pic = class_overlay(image.data, main, classes) if classes else overlay(image.data, main)
         written.append(write_png(outdir / f"{stem}_overlay.png", pic))
+        lap("overlay_s")
     report = None
     if "report" in kinds:
         m = table.measurements
@@ -115,6 +132,7 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         report = ImageReport(stem, len(m.labels), thumbnail(image.data, main), cols[area_key], f"{m.unit}²",
                              intens, objects.model, objects.pixel_size_um, objects.seconds, list(objects.notes),
                              dict(Counter(classes)))
+        lap("report_s")
     counts = {t: len(table) if table is not None and t == target else count_objects(paired.get(t, lab))
               for t, lab in labels.items()}
     return written, report, counts

@@ -13,7 +13,7 @@ import numpy as np
 
 from phenoseg.errors import PhenosegError
 from phenoseg.io.atomic import atomic_write
-from phenoseg.io.contours import geometry_json, label_polygons
+from phenoseg.io.contours import outline_json
 from phenoseg.io.geojson import feature_json, make_feature, table_properties
 from phenoseg.io.tables import anndata_from_columns, csv_lines, table_columns
 from phenoseg.phenotype.table import MeasurePass, ObjectTable, PassContext, object_table, run_passes
@@ -64,8 +64,8 @@ class ObjectWriter:
             meas = table_properties(table)
             classes = table.classification()
             name = None
-            ids, geoms = label_polygons(local)
-            for label, text in zip(ids.tolist(), geometry_json(geoms, self.to_level0, rx0, ry0)):
+            ids, texts = outline_json(local, self.to_level0, rx0, ry0)
+            for label, text in zip(ids.tolist(), texts):
                 gid = first + label - 1
                 if self.n_targets > 1:
                     name = f"{self.target} {gid}"
