@@ -77,3 +77,16 @@ def test_labels_round_trip(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.tif").stat().st_mode & 0o777 == 0o644  # not the 0600 of a raw temp file
+
+
+def test_inner_boundaries_are_skimage_inner_boundaries():
+    from skimage.segmentation import find_boundaries
+
+    from phenoseg.io.overlay import inner_boundaries
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        lab = (rng.random((30, 40)) < 0.6) * rng.integers(1, 6, (30, 40))
+        assert (inner_boundaries(lab) == find_boundaries(lab, mode="inner")).all()
+    full = np.ones((8, 8), np.int32)  # an object filling the image has no boundary at the image's edge
+    assert not inner_boundaries(full).any() and not find_boundaries(full, mode="inner").any()

@@ -5,7 +5,7 @@ Recipes: ``consep`` (brightfield_nucleus_classes: CoNSeP train, the bundled segm
 threshold 0.3 so the detection output sees many false detections), ``brca`` (brightfield_breast_cell_classes:
 BRCA-M2C points on the segmenter's objects), ``consep-gold`` / ``consep-silver`` (the teacher-student
 comparison: both go on from the consep run for the same time, the second with the teacher's silver labels
-on the other H&E sets' images)."""
+on the other H&E sets' images). The bundled brightfield_nucleus_classes is consep, then consep-gold."""
 
 import argparse
 from pathlib import Path

@@ -53,7 +53,7 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(x, k % 4, dims=(-2, -1))
 
 
-ONNX_MIN_OBJECTS = 8000  # backend auto: where the faster runtime repays its one-off export
+ONNX_MIN_OBJECTS = 1000  # backend auto: where ONNX Runtime (0.3 vs 0.75 ms per object) repays its 0.2–1 s export
 
 
 class Classifier:
