@@ -18,6 +18,15 @@ from phenoseg.synthetic import render_image, synthetic_labels
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache(tmp_path_factory):
+    """ONNX exports cached in a folder of the test session, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PHENOSEG_CACHE", str(tmp_path_factory.mktemp("phenoseg_cache")))
+    yield
+    mp.undo()
+
+
 def make_dataset(root: Path, n_train: int = 4, n_val: int = 2, size: int = 128, pixel_size: float | None = 0.5) -> Path:
     """A tiny RGB nucleus dataset in the shared manifest layout."""
     (root / "images").mkdir(parents=True)

@@ -170,3 +170,36 @@ def test_onnx_backend_matches_torch(rgb_tiff, model_dir):
     a, b = torch_result.labels["nuclei"], onnx_result.labels["nuclei"]
     # outputs agree to ~1e-5, so labels agree except at the rare pixel on a threshold
     assert (a > 0).mean() > 0 and np.mean((a > 0) == (b > 0)) > 0.99
+
+
+def test_onnx_export_is_cached_between_runs(model_dir, tmp_path, monkeypatch):
+    from phenoseg.inference import onnx_backend
+    from phenoseg.inference.onnx_backend import OnnxNetwork, cache_dir
+
+    monkeypatch.setenv("PHENOSEG_CACHE", str(tmp_path / "cache"))
+    net = load_model(str(model_dir), torch.device("cpu"))
+    x = torch.rand(1, net.config.in_channels, 64, 64)
+    first = OnnxNetwork(net)(x)
+    files = list(cache_dir().glob("*.onnx"))
+    assert len(files) == 1 and cache_dir() == tmp_path / "cache" / "onnx"
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_backend.torch.onnx, "export", no_export)
+    assert torch.equal(OnnxNetwork(net)(x), first)  # read from the cache
+    with torch.no_grad():
+        next(net.parameters()).add_(0.01)  # other weights, other key: exported again
+    with pytest.raises(AssertionError, match="exported again"):
+        OnnxNetwork(net)
+
+
+def test_onnx_export_without_a_writable_cache(model_dir, tmp_path, monkeypatch):
+    from phenoseg.inference.onnx_backend import OnnxNetwork
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PHENOSEG_CACHE", str(blocker))
+    net = load_model(str(model_dir), torch.device("cpu"))
+    y = OnnxNetwork(net)(torch.rand(1, net.config.in_channels, 64, 64))
+    assert torch.isfinite(y).all()

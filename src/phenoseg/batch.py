@@ -31,7 +31,7 @@ class SegmentOptions:
     output_dir: str | os.PathLike | None = None
     pixel_size_um: float | None = None
     device: str = "auto"
-    backend: str = "torch"
+    backend: str = "auto"
     tta: bool = False
     outputs: list[str] | None = None
     regions: str | os.PathLike | None = None

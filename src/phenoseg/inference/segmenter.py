@@ -105,13 +105,13 @@ class Segmenter:
     >>> result.labels["nuclei"].max()                             # doctest: +SKIP
 
     ``model``: a bundled model's name, a model folder, a loaded network, or "auto" (chosen per image by its
-    channel count). ``backend``: the CPU runtime of the network (torch; onnx needs onnxruntime; auto =
-    onnx when installed, torch for a ChannelNet model, where it is faster). ``tta``: test-time augmentation
-    (8 flips / rotations).
+    channel count). ``backend``: the CPU runtime of the network: auto (the default: ONNX Runtime, ~2.6× faster
+    with the same labels, torch for a ChannelNet model, where torch is faster, and on GPUs), torch or onnx.
+    ``tta``: test-time augmentation (8 flips / rotations).
     """
 
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", *, device: str = "auto",
-                 backend: str = "torch", tta: bool = False, overlap: int = 80) -> None:
+                 backend: str = "auto", tta: bool = False, overlap: int = 80) -> None:
         self.device = pick_device(device)
         self.tta = tta
         self.overlap = overlap
