@@ -71,7 +71,7 @@ class OnnxModule:
     input's layout, ``dynamic`` names its axes that vary (input axis → name; the output's follow by index)."""
 
     def __init__(self, net: torch.nn.Module, example: torch.Tensor, dynamic: dict[int, str],
-                 out_dynamic: dict[int, str] | None = None, threads: int | None = None) -> None:
+                 out_dynamic: dict[int, str] | None = None, threads: int | None = None, arena: bool = True) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -80,6 +80,7 @@ class OnnxModule:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
         opts.inter_op_num_threads = 1
+        opts.enable_cpu_mem_arena = arena
         self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,4 +95,5 @@ class OnnxNetwork(OnnxModule):
         any_channels = net.config.adaptor is not None  # ChannelNet: the channel count varies too
         c = 2 if any_channels else net.config.in_channels
         axes = {0: "b", 1: "c", 2: "h", 3: "w"} if any_channels else {0: "b", 2: "h", 3: "w"}
-        super().__init__(net, torch.zeros(1, c, 64, 64), axes, {0: "b", 2: "h", 3: "w"}, threads)
+        # no memory arena: it keeps its peak (a 2048² H&E: 2.2 → 1.2 GB RSS untiled)
+        super().__init__(net, torch.zeros(1, c, 64, 64), axes, {0: "b", 2: "h", 3: "w"}, threads, arena=False)

@@ -38,6 +38,9 @@ from phenoseg.preprocess import prepare, upsample_labels
 AUTO_MODELS = {3: "brightfield_nuclei", 1: "fluorescence_nuclei"}
 FREEZE_MIN_PIXELS = 768 * 768  # below this, building the frozen graph costs more than it saves
 AUTO_TILE = 2048  # images larger than this (at model resolution) are processed in tiles of this size
+# nucleus models on the CPU tile in-memory images at this size: the same labels, peak RSS on a 2048² H&E
+# 2.2 → 1.0 GB (with ONNX Runtime's arena off) for ~9 % more time (interleaved, median of 5)
+MEMORY_TILE = 1024
 BACKENDS = ("torch", "onnx", "auto")
 
 
@@ -287,7 +290,8 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         timings["preprocess_s"] = time.perf_counter() - t1
-        auto = channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
+        small = cfg.adaptor is None and self.device.type == "cpu"
+        auto = MEMORY_TILE if small else channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
         # tiles only pay when a read window (tile + context on both sides) is smaller than the image
         tile = tile_size or (auto if max(data.shape[-2:]) > auto + 2 * self.overlap else None)
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
