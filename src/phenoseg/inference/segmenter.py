@@ -290,8 +290,8 @@ class Segmenter:
         if min(data.shape[-2:]) < 8:
             raise PhenosegError(f"{image.path or 'image'}: too small at the model's pixel size ({data.shape[-2:]})")
         timings["preprocess_s"] = time.perf_counter() - t1
-        small = cfg.adaptor is None and self.device.type == "cpu"
-        auto = MEMORY_TILE if small else channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
+        nuclei_on_cpu = cfg.adaptor is None and self.device.type == "cpu"
+        auto = MEMORY_TILE if nuclei_on_cpu else channel_scaled_tile(AUTO_TILE, data.shape[0], cfg.adaptor is not None)
         # tiles only pay when a read window (tile + context on both sides) is smaller than the image
         tile = tile_size or (auto if max(data.shape[-2:]) > auto + 2 * self.overlap else None)
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)

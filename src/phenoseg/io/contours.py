@@ -50,15 +50,16 @@ def _successors(lab, x, y, d, shape):
 def _rings(nxt: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray]:
     """(ring id = its smallest edge index, position along the ring) of every edge of the permutation."""
     n = len(nxt)
+    jumps = int(np.ceil(np.log2(max(longest, 2)))) + 1  # doubling pointers cross the longest ring
     cid, ptr = np.arange(n), nxt.copy()
-    for _ in range(max(1, int(np.ceil(np.log2(max(longest, 2)))) + 1)):
+    for _ in range(jumps):
         cid = np.minimum(cid, cid[ptr])
         ptr = ptr[ptr]
     # rank: steps from the ring's first edge (break each ring before its first edge, then list ranking)
     last = nxt == cid
     dist = np.where(last, 0, 1)
     ptr = np.where(last, np.arange(n), nxt)
-    for _ in range(max(1, int(np.ceil(np.log2(max(longest, 2)))) + 1)):
+    for _ in range(jumps):
         dist = dist + dist[ptr]
         ptr = ptr[ptr]
     return cid, -dist
@@ -163,15 +164,11 @@ def geometry_json(geoms: np.ndarray, scale: float = 1.0, ox: float = 0.0, oy: fl
     parts, owner = shapely.get_parts(geoms, return_index=True)
     rings, part_of = shapely.get_rings(parts, return_index=True)
     coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    coords = (coords + [ox, oy]) * scale
-    whole = np.allclose(coords, np.round(coords), atol=1e-9)
-    vals = np.round(coords).astype(np.int64) if whole else np.round(coords, 2)
-    fmt = "[{},{}]".format
-    pts = [fmt(x, y) for x, y in vals.tolist()]
+    flat, whole = _flat_coords(coords, scale, ox, oy)
     bounds = np.flatnonzero(np.diff(ring_of)) + 1
-    starts = np.concatenate([[0], bounds]).tolist()
-    ends = np.concatenate([bounds, [len(pts)]]).tolist()
-    ring_text = ["[" + ",".join(pts[a:b]) + "]" for a, b in zip(starts, ends)]
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(coords)]])
+    ring_text = _ring_text(flat, starts.tolist(), (ends - 1).tolist(), whole)  # shapely repeats the first vertex
     # rings → polygons → geometries (indices are sorted, every part has a shell)
     part_text: list[list[str]] = [[] for _ in range(len(parts))]
     for r, p in zip(ring_text, part_of.tolist()):
@@ -182,6 +179,14 @@ def geometry_json(geoms: np.ndarray, scale: float = 1.0, ox: float = 0.0, oy: fl
     kinds = shapely.get_type_id(geoms).tolist()
     return ['{"type":"Polygon","coordinates":' + p[0] + "}" if k == 3
             else '{"type":"MultiPolygon","coordinates":[' + ",".join(p) + "]}" for k, p in zip(kinds, geo_parts)]
+
+
+def _flat_coords(coords: np.ndarray, scale: float, ox: float, oy: float) -> tuple[list, bool]:
+    """(x, y, x, y, …) of vertices moved by (ox, oy) and scaled: integers where all are whole (pixel corners),
+    else rounded to 2 decimals as QuPath writes them; and whether they are whole."""
+    pts = (coords + [ox, oy]) * scale
+    whole = bool(np.allclose(pts, np.round(pts), atol=1e-9))
+    return (np.round(pts).astype(np.int64) if whole else np.round(pts, 2)).ravel().tolist(), whole
 
 
 def _ring_text(flat: list, starts: list[int], ends: list[int], whole: bool) -> list[str]:
@@ -220,9 +225,7 @@ def outline_json(labels: np.ndarray, scale: float = 1.0, ox: float = 0.0, oy: fl
     rlen = np.diff(np.concatenate([rstart, [len(ring)]]))
     idx = np.repeat(rstart[order] - np.cumsum(np.concatenate([[0], rlen[order][:-1]])), rlen[order])
     idx = idx + np.arange(len(idx))
-    pts = (coords[idx] + [ox, oy]) * scale
-    whole = np.allclose(pts, np.round(pts), atol=1e-9)
-    flat = (np.round(pts).astype(np.int64) if whole else np.round(pts, 2)).ravel().tolist()
+    flat, whole = _flat_coords(coords[idx], scale, ox, oy)
     ends = np.cumsum(rlen[order])
     rings_text = _ring_text(flat, (ends - rlen[order]).tolist(), ends.tolist(), whole)
     ids_simple, first = np.unique(ring_label[order], return_index=True)

@@ -14,19 +14,11 @@ from phenoseg.io.atomic import atomic_write
 from phenoseg.io.contours import outline_json
 
 
-def feature_json(feature: dict, geometry: str, nucleus_geometry: str | None = None) -> str:
-    """A feature made with ``geom=None`` as JSON, its geometry (and nucleusGeometry) text spliced in."""
-    text = json.dumps(feature, ensure_ascii=False).replace('"geometry": null', '"geometry": ' + geometry, 1)
-    if nucleus_geometry is not None:
-        head, _, tail = text.rpartition('"nucleusGeometry": null')
-        text = head + '"nucleusGeometry": ' + nucleus_geometry + tail
-    return text
-
-
-def make_feature(label: int, geom: dict | None, object_type: str, measurements: dict, score: float | None = None,
-                 classification: tuple[str, tuple[int, int, int]] | None = None, nucleus_geom: dict | None = None,
+def make_feature(label: int, object_type: str, measurements: dict, score: float | None = None,
+                 classification: tuple[str, tuple[int, int, int]] | None = None,
                  feature_id: str | None = None, name: str | None = None) -> dict:
-    """One QuPath feature: objectType and measurements inside ``properties``, NaN written as "NaN"."""
+    """One QuPath feature without its geometry (see :func:`feature_json`): objectType and measurements inside
+    ``properties``, NaN written as "NaN"."""
     props: dict = {"objectType": object_type, "name": name or f"{object_type} {label}"}
     meas = {"Label": label}
     meas.update(measurements)
@@ -36,10 +28,16 @@ def make_feature(label: int, geom: dict | None, object_type: str, measurements: 
     if classification:
         name, colour = classification
         props["classification"] = {"name": name, "color": list(colour)}
-    feature = {"type": "Feature", "id": feature_id or str(uuid.uuid4()), "geometry": geom, "properties": props}
-    if nucleus_geom is not None:
-        feature["nucleusGeometry"] = None if isinstance(nucleus_geom, str) else nucleus_geom
-    return feature
+    return {"type": "Feature", "id": feature_id or str(uuid.uuid4()), "properties": props}
+
+
+def feature_json(feature: dict, geometry: str, nucleus_geometry: str | None = None) -> str:
+    """The JSON text of a :func:`make_feature` feature with its geometry (and a cell's nucleusGeometry): the
+    geometry texts of :func:`~phenoseg.io.contours.outline_json`, appended as they are."""
+    text = json.dumps(feature, ensure_ascii=False)[:-1] + ', "geometry": ' + geometry
+    if nucleus_geometry is not None:
+        text += ', "nucleusGeometry": ' + nucleus_geometry
+    return text + "}"
 
 
 def table_properties(table) -> dict[int, dict]:
@@ -78,7 +76,7 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, object_type: str 
             meas = dict((measurements or {}).get(label, {}))
             score = float(scores[label - 1]) if scores is not None and label - 1 < len(scores) else None
             nucleus = nucleus_text.get(label)
-            feature = make_feature(label, None, object_type, meas, score, (classes or {}).get(label), nucleus)
+            feature = make_feature(label, object_type, meas, score, (classes or {}).get(label))
             fh.write(("" if first else ",") + "\n" + feature_json(feature, text, nucleus))
             first = False
         fh.write("\n]}\n")

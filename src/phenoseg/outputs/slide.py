@@ -69,7 +69,7 @@ class ObjectWriter:
                 gid = first + label - 1
                 if self.n_targets > 1:
                     name = f"{self.target} {gid}"
-                feat = make_feature(gid, None, "detection", meas.get(label, {}), float(scores[label - 1]),
+                feat = make_feature(gid, "detection", meas.get(label, {}), float(scores[label - 1]),
                                     classes.get(label), feature_id=self.feature_id(gid), name=name)
                 feat["properties"]["measurements"]["Label"] = gid
                 features.append(feature_json(feat, text))
