@@ -3,6 +3,8 @@
 Scores are computed on the input grid (labels mapped back from the model's pixel size), with the
 same matching as `phenoseg evaluate`. Datasets without a pixel size use the value the model card names.
 Run: `python benchmarks/accuracy.py` → results/accuracy.json, results/accuracy.md
+(`--models brightfield_nuclei=FOLDER` scores a candidate in a bundled model's place; `--no-subpixel` turns off
+outlines from membership probabilities; `--name` sets the result file's name).
 """
 
 from __future__ import annotations
@@ -73,16 +75,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--split", default="val")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="*", metavar="PLAN=MODEL",
+                        help="evaluate these (bundled names or folders) in a plan's place, e.g. "
+                             "brightfield_nuclei=runs/bf_r2; only the plans named run")
+    parser.add_argument("--datasets", nargs="*", help="only these datasets")
+    parser.add_argument("--no-subpixel", action="store_true", help="outlines by the labels' bilinear vote only")
+    parser.add_argument("--name", default="accuracy", help="result name (results/NAME.json, NAME.md)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    chosen = dict(m.split("=", 1) for m in args.models) if args.models else {m: m for m in PLAN}
     rows = []
-    for model, plan in PLAN.items():
-        if model not in bundled_model_dirs():
+    for plan_name, plan in PLAN.items():
+        model = chosen.get(plan_name)
+        if model is None or (model == plan_name and model not in bundled_model_dirs()):
             continue
-        seg = Segmenter(model, device="cpu")
+        seg = Segmenter(model, device="cpu", subpixel=not args.no_subpixel)
         channels = model_channels(model)
         for dataset, px in plan:
-            if not (DATA / dataset).is_dir():
+            if not (DATA / dataset).is_dir() or (args.datasets and dataset not in args.datasets):
                 continue
             m = evaluate(seg, dataset, px, args.split, channels)
             rows.append({"model": model, "dataset": dataset, **m})
@@ -98,13 +108,14 @@ def main() -> None:
             f"{f'{mn[0]:.2f} / {mn[1]:.2f}' if mn else '–'} | {f'{bar[0]:.3f} / {bar[1]:.3f}' if bar else '–'} |"
         )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "accuracy.md").write_text(
+    (RESULTS / f"{args.name}.md").write_text(
         "# Accuracy of the bundled models\n\nMeasured by `python benchmarks/accuracy.py` on the `val` splits of "
         "`../shared/data` (dataset-level counts summed over images, IoU matching as StarDist).\n\n"
         + "\n".join(lines) + "\n"
     )
     print("\n".join(lines))
-    print("wrote", write_result("accuracy", {"split": args.split, "rows": rows}))
+    print("wrote", write_result(args.name, {"split": args.split, "models": chosen, "subpixel": not args.no_subpixel,
+                                            "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -110,13 +110,17 @@ class Segmenter:
     ``model``: a bundled model's name, a model folder, a loaded network, or "auto" (chosen per image by its
     channel count). ``backend``: the CPU runtime of the network: auto (the default: ONNX Runtime, ~2.6× faster
     with the same labels, torch for a ChannelNet model, where torch is faster, and on GPUs), torch or onnx.
-    ``tta``: test-time augmentation (8 flips / rotations).
+    ``tta``: test-time augmentation (8 flips / rotations). ``subpixel``: on inputs finer than the model's
+    grid, outlines follow the network's membership probabilities between model pixels (else a bilinear vote
+    of the labels).
     """
 
     def __init__(self, model: str | os.PathLike | InstanSegNet = "auto", *, device: str = "auto",
-                 backend: str = "auto", tta: bool = False, overlap: int = 80) -> None:
+                 backend: str = "auto", tta: bool = False, overlap: int = 80, subpixel: bool = True) -> None:
         self.device = pick_device(device)
         self.tta = tta
+        self.subpixel = subpixel
+        self.outline_level: float | None = None  # overrides the model's outline_threshold (tuning)
         self.overlap = overlap
         if backend not in BACKENDS:
             raise PhenosegError(f"backend='{backend}': expected torch, onnx or auto")
@@ -194,15 +198,17 @@ class Segmenter:
         return self._fast[key]
 
     def tile_function(self, net: InstanSegNet, thresholds: dict, n_pixels: int,
-                      timings: dict | None = None) -> TileFunction:
+                      timings: dict | None = None, strength: bool = False) -> TileFunction:
         """normalised (C, h, w) at model resolution → (labels (T, h, w), [scores per target]): network
-        (with TTA when set) and postprocessing. The one function behind untiled, tiled and slide runs."""
+        (with TTA when set) and postprocessing. The one function behind untiled, tiled and slide runs.
+        With ``strength`` a third item: each pixel's membership probability (T, h, w), for outlines on a
+        finer grid."""
         runner = self.runtime(net, n_pixels)
         decoder = build_decoder(net)
         pair = paired_targets(net.config.targets)
         timings = timings if timings is not None else {}
 
-        def run(crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        def run(crop: np.ndarray) -> tuple:
             t0 = time.perf_counter()
             if self.tta:
                 x = torch.from_numpy(np.ascontiguousarray(crop))
@@ -213,14 +219,18 @@ class Segmenter:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
-            if self.tta:
-                labels, scores = decoder.decode_tta(raws, [frame_matrix(k, f) for k, f in TRANSFORMS], **thresholds)
-            else:
-                labels, scores = decoder.decode(raw, **thresholds)
+            with torch.no_grad():
+                if self.tta:
+                    frames = [frame_matrix(k, f) for k, f in TRANSFORMS]
+                    labels, scores, soft = decoder.decode_tta_strength(raws, frames, **thresholds)
+                else:
+                    labels, scores, soft = decoder.decode_strength(raw, **thresholds)
             lab = np.stack([keep_largest_parts(x) for x in labels[0].cpu().numpy()])  # one piece per object
             if pair:
                 lab[pair[0]], lab[pair[1]] = contain_nuclei_np(lab[pair[0]], lab[pair[1]])
             out = lab, [s.cpu().numpy() for s in scores[0]]
+            if strength:
+                out = (*out, soft[0].float().cpu().numpy())
             timings["network_s"] = timings.get("network_s", 0.0) + t1 - t0
             timings["postprocess_s"] = timings.get("postprocess_s", 0.0) + time.perf_counter() - t1
             return out
@@ -297,20 +307,27 @@ class Segmenter:
         thresholds = thresholds_dict(seed_threshold, mask_threshold, min_area)
         n_pixels = (min(tile + 2 * self.overlap, data.shape[-2]) * min(tile + 2 * self.overlap, data.shape[-1])
                     if tile else data.shape[-2] * data.shape[-1])
-        run = self.tile_function(net, thresholds, n_pixels, timings)
+        finer = data.shape[-2] < image.shape_yx[0] and data.shape[-1] < image.shape_yx[1]
+        run = self.tile_function(net, thresholds, n_pixels, timings, strength=finer and self.subpixel)
         if tile:  # tiles on the network's stride grid see exactly the features of an untiled run
-            labels, scores = segment_tiled(data, run, tile, self.overlap, net.stride, progress,
-                                           paired_targets(cfg.targets))
+            result = segment_tiled(data, run, tile, self.overlap, net.stride, progress, paired_targets(cfg.targets))
             timings["tiles"] = tile
         else:
-            labels, scores = run(data)
+            result = run(data)
             if progress is not None:
                 progress(1, 1)
+        labels, scores = result[0], result[1]
+        soft = result[2] if len(result) > 2 else None
         t4 = time.perf_counter()
         shape = image.shape_yx
         out_labels, out_scores, tables = {}, {}, {}
         for i, target in enumerate(cfg.targets):
-            lab = keep_largest_parts(upsample_labels(labels[i], shape).astype(np.uint32))
+            pp = cfg.postprocess_for(target)
+            at = mask_threshold if mask_threshold is not None else pp.mask_threshold
+            level = self.outline_level if self.outline_level is not None else pp.outline_threshold
+            up = upsample_labels(labels[i], shape, strength=None if soft is None else soft[i], threshold=at,
+                                 level=max(at, level) if level is not None else None)
+            lab = keep_largest_parts(up.astype(np.uint32))
             if invalid is not None:  # NaN / inf pixels are outside the image: no object there
                 lab[invalid] = 0
             out_labels[target], out_scores[target] = lab, np.asarray(scores[i])

@@ -134,7 +134,7 @@ def paste_owned(region: np.ndarray, labels: np.ndarray, kept: np.ndarray, first:
     return np.where((region >= first) & (region < first + kept.size), region.astype(np.int64) - first + 1, 0)
 
 
-TileFunction = Callable[[np.ndarray], tuple[np.ndarray, list[np.ndarray]]]
+TileFunction = Callable[[np.ndarray], tuple]  # crop → (labels, scores) or (labels, scores, strength)
 
 
 def segment_tiled(
@@ -145,36 +145,50 @@ def segment_tiled(
     stride: int = 1,
     progress: Callable[[int, int], None] | None = None,
     pair: list[int] | None = None,
-) -> tuple[np.ndarray, list[np.ndarray]]:
+) -> tuple:
     """Segment a normalised (C, H, W) image tile by tile.
 
-    ``segment_tile`` maps a (C, h, w) crop to (labels (T, h, w) 1..n per target, [scores (n,)] per target).
-    Returns global labels (T, H, W) uint32 numbered 1..N per target in tile order, and their scores. With
-    ``pair`` = [nuclei, cells] target indices (matched labels) a nucleus keeps its cell's global id.
+    ``segment_tile`` maps a (C, h, w) crop to (labels (T, h, w) 1..n per target, [scores (n,)] per target),
+    optionally with a third item, the membership strength (T, h, w). Returns global labels (T, H, W) uint32
+    numbered 1..N per target in tile order and their scores (and the strength, stitched so every pixel has
+    the value of the tile its object, or for background its core, came from). With ``pair`` = [nuclei,
+    cells] target indices (matched labels) a nucleus keeps its cell's global id.
     """
     _, h, w = image.shape
     tiles = plan_tiles(h, w, tile, overlap, stride)
     out: np.ndarray | None = None
+    strength: np.ndarray | None = None
     scores: list[list[np.ndarray]] = []
     next_label: list[int] = []
     for i, t in enumerate(tiles):
-        labels, tile_scores = segment_tile(image[:, t.ry0 : t.ry1, t.rx0 : t.rx1])
+        result = segment_tile(image[:, t.ry0 : t.ry1, t.rx0 : t.rx1])
+        labels, tile_scores = result[0], result[1]
+        soft = result[2] if len(result) > 2 else None
         if out is None:
             out = np.zeros((labels.shape[0], h, w), np.uint32)
+            strength = np.zeros((labels.shape[0], h, w), np.float32) if soft is not None else None
             scores = [[] for _ in range(labels.shape[0])]
             next_label = [1] * labels.shape[0]
         owned = owned_per_target(labels, t.ry0, t.rx0, t.core, pair)
+        core = (slice(t.cy0 - t.ry0, t.cy1 - t.ry0), slice(t.cx0 - t.rx0, t.cx1 - t.rx0))
         for k in range(labels.shape[0]):
             kept = owned[k]
+            window = out[k, t.ry0 : t.ry1, t.rx0 : t.rx1]
             if kept.size:
-                paste_owned(out[k, t.ry0 : t.ry1, t.rx0 : t.rx1], labels[k], kept, next_label[k])
+                placed = paste_owned(window, labels[k], kept, next_label[k])
                 sc = np.asarray(tile_scores[k])
                 scores[k].append(sc[kept - 1] if len(sc) >= int(labels[k].max()) else np.zeros(kept.size))
                 next_label[k] += kept.size
+                if strength is not None:
+                    strength[k, t.ry0 : t.ry1, t.rx0 : t.rx1][placed > 0] = soft[k][placed > 0]
+            if strength is not None:  # background of the core: this tile's (sub-threshold) evidence
+                bg = window[core] == 0
+                strength[k, t.ry0 : t.ry1, t.rx0 : t.rx1][core][bg] = soft[k][core][bg]
         if pair:
             nuc = out[pair[0], t.ry0 : t.ry1, t.rx0 : t.rx1]
             nuc[outside_cell(nuc, out[pair[1], t.ry0 : t.ry1, t.rx0 : t.rx1])] = 0
         if progress is not None:
             progress(i + 1, len(tiles))
     assert out is not None
-    return out, [np.concatenate(s) if s else np.zeros(0) for s in scores]
+    stitched = [np.concatenate(s) if s else np.zeros(0) for s in scores]
+    return (out, stitched) if strength is None else (out, stitched, strength)

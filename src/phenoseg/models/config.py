@@ -17,6 +17,8 @@ class PostprocessConfig:
     """Thresholds and sizes of the InstanSeg postprocessing of one target (method §1.2–1.4).
 
     Only pixels whose seed probability exceeds ``foreground_threshold`` are scored against seeds.
+    ``outline_threshold``: on an input finer than the model's grid, the membership probability at which the
+    outline is drawn between model pixels (None: ``mask_threshold``).
     """
 
     seed_threshold: float = 0.5
@@ -28,6 +30,7 @@ class PostprocessConfig:
     max_seeds_per_mpx: int = 8000
     min_area_px: int = 8
     cleanup_fragments: bool = True
+    outline_threshold: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PostprocessConfig:

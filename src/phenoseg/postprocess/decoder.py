@@ -104,8 +104,22 @@ class InstanceDecoder(nn.Module):
         output moved back onto the original pixels, and ``frames[i]`` the 2×2 matrix taking an original
         displacement (dy, dx) into the frame output i was computed in (its offsets' frame). Each pair is
         scored in that frame; seed maps are averaged, memberships combined by an element-wise median."""
+        labels, scores, _ = self.decode_tta_strength(raws, frames, seed_threshold, mask_threshold, min_area)
+        return labels, scores
+
+    @torch.jit.export
+    def decode_tta_strength(
+        self,
+        raws: list[torch.Tensor],
+        frames: list[torch.Tensor],
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]], torch.Tensor]:
+        """:meth:`decode_tta` plus the membership strength (B, T, H, W) of :meth:`decode_strength`."""
         b, _, h, w = raws[0].shape
         out = torch.zeros(b, len(self.mlps), h, w, dtype=torch.int32, device=raws[0].device)
+        strength = torch.zeros(b, len(self.mlps), h, w, dtype=raws[0].dtype, device=raws[0].device)
         all_scores: list[list[torch.Tensor]] = []
         for _ in range(b):
             all_scores.append([])
@@ -130,11 +144,13 @@ class InstanceDecoder(nn.Module):
                 ordered = torch.sort(probs, dim=0)[0]
                 n = ordered.shape[0]
                 median = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
-                labels, scores = merge_and_label(owner, pix, median, values, h, w, mt, self.iou_thresholds[t], ma,
-                                                 self.cleanups[t])
+                labels, scores, soft = merge_and_label(owner, pix, median, values, h, w, mt, self.iou_thresholds[t],
+                                                       ma, self.cleanups[t])
                 out[i, t] = labels
+                strength[i, t] = soft
                 all_scores[i].append(scores)
-        return self._paired(out, all_scores)
+        out, all_scores = self._paired(out, all_scores)
+        return out, all_scores, strength
 
     @torch.jit.export
     def decode(
@@ -145,9 +161,23 @@ class InstanceDecoder(nn.Module):
         min_area: int | None = None,
     ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """Labels (B, T, H, W) int32 and, per image and target, each object's seed score (N,)."""
+        labels, scores, _ = self.decode_strength(raw, seed_threshold, mask_threshold, min_area)
+        return labels, scores
+
+    @torch.jit.export
+    def decode_strength(
+        self,
+        raw: torch.Tensor,
+        seed_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        min_area: int | None = None,
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]], torch.Tensor]:
+        """:meth:`decode` plus, per pixel, the highest membership probability of any seed (B, T, H, W): where
+        outlines lie between pixels, for placing them on a finer grid (:func:`phenoseg.preprocess.upsample_labels`)."""
         b, _, h, w = raw.shape
         n_targets = len(self.mlps)
         out = torch.zeros(b, n_targets, h, w, dtype=torch.int32, device=raw.device)
+        strength = torch.zeros(b, n_targets, h, w, dtype=raw.dtype, device=raw.device)
         all_scores: list[list[torch.Tensor]] = []
         for _ in range(b):
             all_scores.append([])
@@ -174,10 +204,12 @@ class InstanceDecoder(nn.Module):
                 if len(probs) == 0:
                     all_scores[i].append(torch.zeros(0, device=raw.device))
                     continue
-                labels, scores = merge_and_label(
+                labels, scores, soft = merge_and_label(
                     torch.cat(owners), torch.cat(pixels), torch.cat(probs), values, h, w,
                     mt, self.iou_thresholds[t], ma, self.cleanups[t],
                 )
                 out[i, t] = labels
+                strength[i, t] = soft
                 all_scores[i].append(scores)
-        return self._paired(out, all_scores)
+        out, all_scores = self._paired(out, all_scores)
+        return out, all_scores, strength

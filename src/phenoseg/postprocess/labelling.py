@@ -115,7 +115,7 @@ def merge_and_label(
     iou_threshold: float,
     min_area: int,
     cleanup: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Turn scored (seed, pixel) pairs into one label map.
 
     owner (M,) seed index of each pair, pix (M,) flat pixel index, probs (M,) membership probability;
@@ -123,17 +123,23 @@ def merge_and_label(
     ``mask_threshold``; seeds whose masks overlap with IoU > ``iou_threshold`` are merged; each pixel
     takes the label of the seed with the highest probability; with ``cleanup`` only the largest piece of
     each object is kept; objects under ``min_area`` px are dropped; labels are 1..N.
-    Returns (labels (H, W) int32, scores (N,) = the strongest seed value of each object).
+    Returns (labels (H, W) int32, scores (N,) = the strongest seed value of each object, strength (H, W)
+    float = the highest membership probability of any seed at each pixel: the sub-pixel evidence that
+    :func:`~phenoseg.preprocess.upsample_labels` uses to place outlines on a finer grid).
     """
     n = seed_values.shape[0]
     flat = torch.zeros(height * width, dtype=torch.long, device=probs.device)
+    strength = torch.zeros(height * width, dtype=probs.dtype, device=probs.device)
+    if probs.numel() > 0:
+        strength = strength.scatter_reduce(0, pix, probs, "amax")
+    strength = strength.view(height, width)
     keep_pair = probs >= mask_threshold
     owner = owner[keep_pair]
     pix = pix[keep_pair]
     p = probs[keep_pair]
     if n == 0 or owner.numel() == 0:
-        return flat.view(height, width).to(torch.int32), torch.zeros(0, dtype=seed_values.dtype,
-                                                                      device=probs.device)
+        return (flat.view(height, width).to(torch.int32),
+                torch.zeros(0, dtype=seed_values.dtype, device=probs.device), strength)
     areas = torch.bincount(owner, minlength=n)
     keys = _overlap_pairs(pix, owner, n, 8)
     if keys.numel() > 0:
@@ -159,4 +165,4 @@ def merge_and_label(
     new_ids = torch.cumsum(keep_l.long(), 0) * keep_l.long()
     labels = new_ids[flat].view(height, width).to(torch.int32)
     scores = seed_values[keep_l.nonzero()[:, 0] - 1]
-    return labels, scores
+    return labels, scores, strength
