@@ -138,6 +138,9 @@ def test_reader_points_and_omezarr(tmp_path):
     assert zkind == "labels" and zkw["multiscale"] and len(arrays) == levels > 1
     assert np.array_equal(np.asarray(arrays[0]), lab) and zkw["scale"] == pytest.approx((0.5, 0.5))
     assert arrays[1].shape[0] < 700  # lazy levels, coarser
+    (tmp_path / "slide_measurements.csv").write_text("CellID,Area,X_centroid,Y_centroid\n7,2400,229.5,119.5\n")
+    (_, zkw, _), = reader.get_reader(str(out))(str(out))
+    assert list(zkw["features"]["index"]) == [7]  # the slide's table as features
 
 
 def test_cancel_discards_the_run(qtbot, notes):
@@ -163,6 +166,12 @@ def test_bad_layers_give_one_plain_message(qtbot, notes):
     w2.run()
     wait(qtbot, w2)
     assert "no pixel size" in notes["error"][-1]
+    # a whole-slide (multiscale) layer: pointed to the slide command, nothing loaded
+    pyramid = [np.zeros((256, 256), np.uint8), np.zeros((128, 128), np.uint8)]
+    viewer.add_image(pyramid, multiscale=True, name="slide")
+    w.layer_box.setCurrentText("slide")
+    w.run()
+    assert "phenoseg segment SLIDE" in notes["error"][-1] and w.worker is None
     # a model without cells asked for cells only: refused
     viewer3, w3 = make_widget(qtbot)
     w3.want_nuclei.setChecked(False)

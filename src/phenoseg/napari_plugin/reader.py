@@ -172,6 +172,11 @@ def read_omezarr_labels(path: str) -> list[LayerData]:
         scale = [t["scale"] for t in datasets[0].get("coordinateTransformations", []) if t.get("type") == "scale"]
         if scale:
             kwargs["scale"] = tuple(scale[0][-2:])
+        table = root.with_name(f"{root.name.split('.')[0]}_measurements.csv")
+        main = "cells" if (root / "labels" / "cells").is_dir() else target
+        cols = read_table(table) if table.is_file() and target == main else None
+        if cols is not None:  # the slide's table describes its main objects (cells when there are)
+            kwargs["features"] = features_frame(cols)
         layers.append((arrays if len(arrays) > 1 else arrays[0], kwargs, "labels"))
     return layers
 

@@ -161,7 +161,10 @@ class SegmentWidget(QWidget):
         targets = tuple(t for t, box in (("nuclei", self.want_nuclei), ("cells", self.want_cells)) if box.isChecked())
         if not targets:
             raise ValueError("outputs: tick nuclei, cells or both")
-        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        if getattr(layer, "multiscale", False):
+            raise ValueError(f"layer '{layer.name}' is a multiscale (whole-slide) image: segment it with "
+                             "`phenoseg segment SLIDE -o OUT` (tiled, resumable), then open OUT/*.ome.zarr here")
+        data = layer.data
         return JobRequest(np.asarray(data), layer.name, rgb=bool(layer.rgb),
                           channels_first=self.channels_first.isChecked(),
                           channel_names=layer.metadata.get("channel_names"),
