@@ -12,7 +12,8 @@ from phenoseg.errors import PhenosegError
 
 # subcommand → module in phenoseg.cli with a run(args) function
 COMMANDS = {"segment": "segment", "evaluate": "evaluate", "train": "train", "measure": "measure",
-            "export": "export", "models": "models", "classify": "classify", "train-classifier": "train_classifier"}
+            "export": "export", "models": "models", "classify": "classify", "train-classifier": "train_classifier",
+            "train-positivity": "train_positivity"}
 # library parameter words → the flags a command-line user types
 FLAGS = {
     "pixel_size_um": "--pixel-size", "tile_size": "--tile-size", "regions": "--regions", "channels": "--channels",

@@ -209,6 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name", help="the model's name (default: the --out folder's name)")
     tc.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    tp = sub.add_parser("train-positivity", help="train a marker-positivity model (MobileNet-ISAB) on synthetic "
+                                                 "markers rendered on the datasets' nucleus maps")
+    tp.add_argument("--data", nargs="+", required=True, help="dataset folders with nucleus labels (labels/<id>.tif)")
+    tp.add_argument("--data-pixel-size", nargs="*", default=[], metavar="NAME=UM",
+                    help="pixel size of datasets whose manifest has none")
+    tp.add_argument("--out", required=True, help="model folder to write")
+    tp.add_argument("--minutes", type=positive_float, help="time budget")
+    tp.add_argument("--steps", type=int, help="stop after this many optimiser steps")
+    tp.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tp.add_argument("--sets-per-step", type=int, default=4, help="marker images (ISAB sets) per step (default 4)")
+    tp.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    tp.add_argument("--no-isab", action="store_true", help="the per-cell ablation (no set attention)")
+    tp.add_argument("--seed", type=int, default=0, help="random seed")
+    tp.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
+    tp.add_argument("--name", help="the model's name (default: the --out folder's name)")
+    tp.add_argument("--quiet", action="store_true", help="no progress bar")
+
     ex = sub.add_parser("export", help="export a model (whole-pipeline TorchScript for LibTorch / QuPath)")
     ex.add_argument("--model", required=True, help="bundled model name or model folder")
     ex.add_argument("--format", default="torchscript", choices=["torchscript", "bioimageio"],

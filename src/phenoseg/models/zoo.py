@@ -22,6 +22,7 @@ from phenoseg.models import channelnet as _channelnet  # noqa: F401  (registers 
 from phenoseg.models.classifier import ClassifierConfig, build_classifier
 from phenoseg.models.config import ModelConfig
 from phenoseg.models.instanseg import build_instanseg, legacy_state_dict
+from phenoseg.models.positivity import PositivityConfig, build_positivity
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 CONFIG_NAME = "config.json"
@@ -39,7 +40,8 @@ class ModelKind:
 
 
 KINDS: dict[str, ModelKind] = {"instanseg": ModelKind(ModelConfig, build_instanseg, legacy_state_dict),
-                               "classifier": ModelKind(ClassifierConfig, build_classifier)}
+                               "classifier": ModelKind(ClassifierConfig, build_classifier),
+                               "positivity": ModelKind(PositivityConfig, build_positivity)}
 
 
 def register_kind(name: str, kind: ModelKind) -> None:
