@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phenoseg.checks import check_options
 from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, find_inputs, image_stem, missing_folders, plan_output_dirs, remove_empty
 from phenoseg.outputs.image import DEFAULT_OUTPUTS, parse_outputs
@@ -52,6 +53,8 @@ class SegmentOptions:
     passes: list = field(default_factory=list)
     classify: str | None = None  # a classifier (bundled name or folder; "auto": the bundled one for RGB)
     min_detection_probability: float | None = None  # with classify: drop objects less likely to be nuclei
+    positivity: str | None = None  # a positivity model (bundled name or folder; "auto": the bundled one)
+    positivity_threshold: float | None = None  # with positivity: probability called positive (default 0.5)
 
     def thresholds(self) -> dict:
         """The postprocessing overrides that are set."""
@@ -173,14 +176,10 @@ def _process(path: Path, options: SegmentOptions, seg, reporter: Reporter, annou
         announced.add(result.choice)
         reporter.say(f"{result.choice} (override with model= / channels=)")
     measured = select_channels(image, options.measure_channels)
-    labels, passes, dropped = result.labels, list(options.passes), 0
-    if options.classify:
-        from phenoseg.phenotype.classify import classify_labels, load_classifier
+    from phenoseg.phenotype.steps import image_steps
 
-        clf = load_classifier(options.classify, options.device, options.tta, image.data.shape[0])
-        labels, cpass, dropped = classify_labels(clf, image.data, labels, result.pixel_size_um,
-                                                 options.min_detection_probability)
-        passes.insert(0, cpass)
+    labels, steps, dropped = image_steps(options, image, measured, result.labels, result.pixel_size_um, str(path))
+    passes = steps + list(options.passes)
     objects = ObjectSet(labels, result.scores, result.model, result.pixel_size_um, result.timings["total_s"],
                         list(result.notes))
     written, report, n = write_image_outputs(objects, measured, image_stem(path), outdir, kinds,
@@ -219,6 +218,9 @@ def _process_slide(path: Path, options: SegmentOptions, seg, reporter: Reporter,
         if not outs:
             raise PhenosegError(f"{path}: none of the outputs= asked for ({', '.join(kinds)}) can be written for a "
                                 f"whole slide (choose from {', '.join(SLIDE_OUTPUTS)})")
+    if options.positivity:
+        raise PhenosegError(f"{path}: positivity= on whole slides (or images this large) is not supported yet: the "
+                            "set of every cell of the slide is not gathered across tiles")
     passes = list(options.passes)
     if options.classify:  # the pass reads each tile's crops
         from phenoseg.phenotype.classify import slide_classify_pass
@@ -327,29 +329,6 @@ def _run_dask(options: SegmentOptions, files: list[Path], reporter: Reporter, di
     return failures, reports
 
 
-def check_options(options: SegmentOptions, files: list[Path]) -> None:
-    """Refuse what cannot apply before any work starts."""
-    if options.outputs is not None:
-        parse_outputs(",".join(options.outputs))
-    if not files:
-        raise PhenosegError("no input images found")
-    if options.regions and not Path(options.regions).is_file():
-        raise PhenosegError(f"regions={options.regions}: no such file")
-    if options.output_dir:
-        ensure_writable(Path(options.output_dir))
-    if options.tile_size is not None and options.tile_size < 64:
-        raise PhenosegError(f"tile_size={options.tile_size}: must be at least 64 px")
-    if options.min_detection_probability is not None:
-        if not options.classify:
-            raise PhenosegError("min_detection_probability= needs classify= (the classifier gives the probability)")
-        if not 0.0 <= options.min_detection_probability <= 1.0:
-            raise PhenosegError(f"min_detection_probability={options.min_detection_probability}: must be in [0, 1]")
-    if options.classify and options.dask:
-        raise PhenosegError("classify= does not run on Dask workers yet; run without dask=")
-    if options.dask is None and (options.workers != 2 or options.threads_per_task != 1):
-        raise PhenosegError("workers= and threads_per_task= apply with dask= only")
-
-
 def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions | None = None,
                   reporter: Reporter | None = None, debug: bool = False) -> BatchResult:
     """Segment every input (files, folders, globs) and write its outputs; every input is tried, failures are
@@ -390,7 +369,8 @@ def segment_batch(inputs: Sequence[str | os.PathLike], options: SegmentOptions |
                   "outputs": kinds, "tta": options.tta, "seed_threshold": options.seed_threshold,
                   "mask_threshold": options.mask_threshold, "min_area": options.min_area,
                   "regions": str(options.regions) if options.regions else None, "inputs": [str(f) for f in files],
-                  "classify": options.classify, "min_detection_probability": options.min_detection_probability}
+                  "classify": options.classify, "min_detection_probability": options.min_detection_probability,
+                  "positivity": options.positivity, "positivity_threshold": options.positivity_threshold}
         report_dir = Path(options.output_dir) if options.output_dir else files[0].parent / "phenoseg"
         result.report_path = write_report(report_dir / "report.html", reports, params,
                                           [(str(p), m) for p, m in failures])

@@ -13,7 +13,7 @@ from phenoseg.errors import PhenosegError
 # subcommand → module in phenoseg.cli with a run(args) function
 COMMANDS = {"segment": "segment", "evaluate": "evaluate", "train": "train", "measure": "measure",
             "export": "export", "models": "models", "classify": "classify", "train-classifier": "train_classifier",
-            "train-positivity": "train_positivity"}
+            "train-positivity": "train_positivity", "positivity": "positivity", "cluster-metrics": "cluster_metrics"}
 # library parameter words → the flags a command-line user types
 FLAGS = {
     "pixel_size_um": "--pixel-size", "tile_size": "--tile-size", "regions": "--regions", "channels": "--channels",
@@ -23,7 +23,7 @@ FLAGS = {
     "grow": "--grow", "resume": "--resume", "targets": "--targets", "data_pixel_size": "--data-pixel-size",
     "out": "--out", "overwrite": "--overwrite", "recursive": "--recursive", "classify": "--classify",
     "min_detection_probability": "--min-detection-probability", "silver": "--silver", "teacher": "--teacher",
-    "data": "--data",
+    "data": "--data", "positivity": "--positivity", "positivity_threshold": "--positivity-threshold",
 }
 _PARAM = re.compile(r"\b(" + "|".join(FLAGS) + r")=")
 

@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--min-detection-probability", type=float, metavar="P",
                      help="with --classify: remove objects whose detection probability is below P (more "
                           "precision, less recall)")
+    seg.add_argument("--positivity", nargs="?", const="auto", metavar="MODEL",
+                     help="marker positivity of every cell for every measured channel (fluorescence / multiplexed "
+                          "images); MODEL: a positivity model (default: the bundled marker_positivity)")
+    seg.add_argument("--positivity-threshold", type=float, metavar="P",
+                     help="with --positivity: the probability from which a cell is called positive (default 0.5)")
     seg.add_argument("--quiet", action="store_true", help="print only errors")
 
     ev = sub.add_parser("evaluate", help="F1 / SQ / PQ of predictions (or of a model on a dataset)")
@@ -185,6 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("-o", "--output", required=True, help="output folder")
     cl.add_argument("--outputs", default="geojson,csv", help=f"comma-separated, from {MEASURE_KINDS} and labels")
     cl.add_argument("--quiet", action="store_true", help="print only errors")
+
+    po = sub.add_parser("positivity", help="marker positivity of the cells of label images made by any program")
+    po.add_argument("image", help="the multiplexed / fluorescence image the labels belong to")
+    po.add_argument("--cells", required=True, help="cell label image (or nucleus labels, scored as the objects)")
+    po.add_argument("--nuclei", help="nucleus label image (its nuclei become the cells' compartment)")
+    po.add_argument("--channels", help="channels to score, by name or 0-based index, comma-separated (default: all)")
+    po.add_argument("--model", default="auto", help="positivity model (bundled name or folder; default "
+                                                    "marker_positivity)")
+    po.add_argument("--positivity-threshold", type=float, metavar="P",
+                    help="the probability from which a cell is called positive (default 0.5)")
+    po.add_argument("--pixel-size", type=positive_float, help="µm per pixel (overrides metadata)")
+    po.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                    help="where the network runs: auto (a GPU when there is one), cpu, cuda or mps")
+    po.add_argument("-o", "--output", required=True, help="output folder")
+    po.add_argument("--outputs", default="geojson,csv,report",
+                    help=f"comma-separated, from {MEASURE_KINDS} and labels")
+    po.add_argument("--quiet", action="store_true", help="print only errors")
+
+    cm = sub.add_parser("cluster-metrics", help="label-free quality of segmentations: Leiden clusters of the cells' "
+                                                "mean intensities, Davies-Bouldin / Silhouette / Calinski-Harabasz")
+    cm.add_argument("tables", nargs="+", help="per-cell CSV tables (phenoseg's or MCMICRO's), one per image")
+    cm.add_argument("--channels", help="channel columns to use, comma-separated (default: every mean-intensity "
+                                       "column)")
+    cm.add_argument("--resolutions", default="0.05,0.10,0.15", help="Leiden resolutions (default 0.05,0.10,0.15)")
+    cm.add_argument("--neighbours", type=int, default=15, help="k of the kNN graph (default 15)")
+    cm.add_argument("--json", help="also write the metrics as JSON here")
 
     tc = sub.add_parser("train-classifier", help="train a crop classifier (cell classes + detection probability)")
     tc.add_argument("--data", nargs="+", required=True,

@@ -19,7 +19,8 @@ def options_from(args: argparse.Namespace) -> SegmentOptions:
         tile_size=args.tile_size,
         tissue_mask=not args.no_tissue_mask, restart=args.restart, dask=args.dask, workers=args.workers,
         threads_per_task=args.threads_per_task, quiet=args.quiet, recursive=args.recursive,
-        classify=args.classify, min_detection_probability=args.min_detection_probability)
+        classify=args.classify, min_detection_probability=args.min_detection_probability,
+        positivity=args.positivity, positivity_threshold=args.positivity_threshold)
 
 
 def run(args: argparse.Namespace) -> int:

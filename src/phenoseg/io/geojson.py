@@ -45,10 +45,13 @@ def table_properties(table) -> dict[int, dict]:
     under QuPath's names, then every column a per-object pass added (a classified object's class is its
     ``classification``, not a measurement: QuPath's measurements are numbers)."""
     props = table.measurements.per_object() if table.measurements is not None else {}
+    rename = table.measurement_names
     if table.columns:
         for label, extra in table.column_rows().items():
             if table.classes is not None:
                 extra.pop("class", None)
+            if rename:
+                extra = {rename.get(k, k): v for k, v in extra.items()}
             props.setdefault(label, {}).update(extra)
     return props
 

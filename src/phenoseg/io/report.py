@@ -38,11 +38,21 @@ class ImageReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # warnings and choices, shown with the image
     class_counts: dict[str, int] = field(default_factory=dict)  # objects per class (after a classifier)
+    positive_fractions: dict[str, float] = field(default_factory=dict)  # marker → fraction of positive cells
 
 
-def class_summary(counts: dict[str, int]) -> str:
-    """"epithelial 30, inflammatory 12" (most first); empty without classes."""
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+def positive_summary(fractions: dict[str, float]) -> str:
+    """"positive: CD3 32 %, CD8 12 %" in channel order; empty without positivity."""
+    if not fractions:
+        return ""
+    return "positive: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in fractions.items())
+
+
+def class_summary(counts: dict[str, int], top: int = 8) -> str:
+    """"epithelial 30, inflammatory 12" (most first, at most ``top``); empty without classes."""
+    items = sorted(counts.items(), key=lambda kv: -kv[1])
+    more = f", {len(items) - top} more classes" if len(items) > top else ""
+    return ", ".join(f"{k} {v}" for k, v in items[:top]) + more
 
 
 def thumbnail(data: np.ndarray, labels: np.ndarray, size: int = THUMB) -> bytes:
@@ -105,6 +115,7 @@ def render(reports: list[ImageReport], parameters: dict, failures: list[tuple[st
         sections.append(
             f'<section><h2>{html.escape(r.name)}</h2><p>{r.n_objects} objects'
             f'{"" if not r.class_counts else ": " + html.escape(class_summary(r.class_counts))}</p>'
+            + (f'<p>{html.escape(positive_summary(r.positive_fractions))}</p>' if r.positive_fractions else "")
             + "".join(f'<p class="note">⚠ {html.escape(n)}</p>' for n in r.notes)
             + f'<img src="data:image/png;base64,{b64}" alt="{html.escape(r.name)} with outlines">'
             f'<div class="charts">{charts}</div></section>'

@@ -70,7 +70,7 @@ def mcmicro_columns(m: Measurements) -> dict[str, np.ndarray]:
     cols["Y_centroid"] = main["centroid_y"]
     for col, key in MCMICRO_SHAPE.items():
         cols[col] = main[key]
-    if m.main == "Cell":
+    if m.main == "Cell" and "Nucleus" in m.morphology:
         cols["NucleusArea"] = m.morphology["Nucleus"]["area"]
     return cols
 
@@ -117,7 +117,8 @@ COMPARTMENTS = ("nucleus", "cytoplasm", "membrane", "cell")
 def anndata_from_columns(cols: dict[str, np.ndarray], channel_names: list[str], main: str, region: str,
                          pixel_size_um: float | None = None, classes: tuple | None = None):
     """The AnnData of a table of :func:`table_columns` (an image's, or a whole slide's CSV assembled at the
-    end): X = channel means, every other statistic a layer ``<compartment>_<stat>``, the rest in obs; a
+    end): X = channel means, every other statistic a layer ``<compartment>_<stat>``, marker positivity the
+    layers ``positive_probability`` / ``positive`` (NaN for channels not scored), the rest in obs; a
     ``class`` column is categorical, its colours (``classes``: names, RGB) in ``uns["class_colors"]``."""
     try:
         import anndata as ad
@@ -134,6 +135,12 @@ def anndata_from_columns(cols: dict[str, np.ndarray], channel_names: list[str], 
             if all(n in cols for n in names):
                 layers[f"{comp}_{stat}"] = np.stack([cols[n] for n in names], 1).astype(np.float32)
                 used.update(names)
+    for layer in ("positive_probability", "positive"):  # marker positivity: cells × channels, NaN unscored
+        names = [f"{ch}_{layer}" for ch in channel_names]
+        if any(n in cols for n in names):
+            layers[layer] = np.stack([np.asarray(cols[n], np.float32) if n in cols else
+                                      np.full(len(ids), np.nan, np.float32) for n in names], 1)
+            used.update(names)
     obs = pd.DataFrame(index=pd.Index([str(i) for i in ids], name="cell"))
     obs["cell_id"] = ids
     obs["region"] = pd.Categorical([region] * len(ids))

@@ -30,7 +30,7 @@ class PositivityConfig:
     description: str = ""
     pixel_size_um: float = 0.5
     crop_px: int = 64
-    widths: list[int] = field(default_factory=lambda: [16, 24, 32, 48, 64])
+    widths: list[int] = field(default_factory=lambda: [8, 16, 32, 48, 64])
     expansion: int = 3
     embed_dim: int = 64
     heads: int = 4

@@ -109,7 +109,7 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         cell = target == "cells"
         written.append(write_geojson(outdir / f"{stem}.geojson", main, "cell" if cell else "detection",
                                      table.scores_by_label(), table_properties(table),
-                                     paired["nuclei"] if cell else None, table.classification()))
+                                     paired.get("nuclei") if cell else None, table.classification()))
         lap("geojson_s")
     if "csv" in kinds:
         written.append(write_csv(outdir / f"{stem}_measurements.csv", table))
@@ -131,11 +131,20 @@ def write_image_outputs(objects: ObjectSet, image, stem: str, outdir: Path, kind
         classes = [c for c in table.columns.get("class", []) if c]
         report = ImageReport(stem, len(m.labels), thumbnail(image.data, main), cols[area_key], f"{m.unit}²",
                              intens, objects.model, objects.pixel_size_um, objects.seconds, list(objects.notes),
-                             dict(Counter(classes)))
+                             dict(Counter(classes)), positive_fractions(table))
         lap("report_s")
     counts = {t: len(table) if table is not None and t == target else count_objects(paired.get(t, lab))
               for t, lab in labels.items()}
     return written, report, counts
+
+
+def positive_fractions(table) -> dict[str, float]:
+    """Marker → the fraction of objects positive for it (from a positivity pass's columns)."""
+    out = {}
+    for name, values in table.columns.items():
+        if name.endswith("_positive") and f"{name}_probability" in table.columns and len(values):
+            out[name[: -len("_positive")]] = float(np.mean(values))
+    return out
 
 
 def count_objects(labels: np.ndarray) -> int:

@@ -91,12 +91,14 @@ def measure(
     pixel_size_um: float | None = None,
     channel_names: list[str] | None = None,
     membrane_width_um: float = 1.0,
+    main: str = "Nucleus",
 ) -> Measurements:
     """Measure every object of ``nuclei`` (and ``cells``) in ``image`` (C, Y, X) or (Y, X).
 
     With cells, nuclei are first paired with cells one to one (a nucleus without a cell becomes one) and
     intensities are reported for the Nucleus, Cytoplasm (cell minus nucleus), Membrane (an inner band of
-    ``membrane_width_um``) and Cell compartments.
+    ``membrane_width_um``) and Cell compartments. Without cells the objects' compartment is named ``main``
+    (``Cell`` for cell outlines measured without their nuclei).
     """
     if image.ndim == 2:
         image = image[None]
@@ -107,9 +109,9 @@ def measure(
         lab = nuclei.astype(np.int64)
         n = int(lab.max(initial=0))
         rows = np.flatnonzero(np.bincount(lab.ravel(), minlength=n + 1)[1:])
-        m = Measurements(rows + 1, pixel_size_um, names, main="Nucleus")
-        m.morphology["Nucleus"] = _select(morphology(lab), rows)
-        m.intensity["Nucleus"] = _select(intensity_stats(lab, image, n), rows)
+        m = Measurements(rows + 1, pixel_size_um, names, main=main)
+        m.morphology[main] = _select(morphology(lab), rows)
+        m.intensity[main] = _select(intensity_stats(lab, image, n), rows)
         return m
     cells2, nuclei2, _ = assign_nuclei_to_cells(nuclei, cells)
     n = int(cells2.max(initial=0))

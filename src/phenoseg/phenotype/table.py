@@ -25,7 +25,8 @@ class ObjectTable:
     ``centroid_y`` / ``centroid_x`` are in pixels of the label image (pixel centres at integers), ``bbox``
     is (y0, x0, y1, x1) (end exclusive), ``score`` the segmenter's seed score (NaN when unknown).
     ``columns`` holds the columns added by per-object passes, written under their names by every writer;
-    ``classes`` the class names and display colours once a classifier has run (column ``class``).
+    ``classes`` the class names and display colours once a classifier has run (column ``class``);
+    ``measurement_names`` the name a column takes among QuPath's measurements, where it differs.
     """
 
     target: str
@@ -37,6 +38,7 @@ class ObjectTable:
     measurements: Measurements | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     classes: tuple[list[str], list[tuple[int, int, int]]] | None = None  # class names, colours (classified)
+    measurement_names: dict[str, str] = field(default_factory=dict)  # column → its GeoJSON measurement name
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -141,9 +143,10 @@ class MeasurePass:
         nuclei = context.labels.get("nuclei")
         cells = context.labels.get("cells")
         main = context.labels[table.target]
+        compartment = "Cell" if table.target == "cells" else "Nucleus"
         if nuclei is None or table.target != "cells":
             nuclei, cells = main, None
-        m = measure(context.image, nuclei, cells, context.pixel_size_um, context.channel_names)
+        m = measure(context.image, nuclei, cells, context.pixel_size_um, context.channel_names, main=compartment)
         if not np.array_equal(m.labels, table.ids):
             raise ValueError("measurements and the object table describe different objects")
         table.measurements = m
