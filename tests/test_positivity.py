@@ -50,9 +50,10 @@ def test_markers_have_exact_truth_and_their_pattern(cells, pattern):
 
 def test_regimes_overlap_and_held_out_lies_outside():
     s = MarkerSettings()
-    h = s.held_out()
-    assert h.negative_ratio[0] >= s.negative_ratio[1] and h.photons[1] <= s.photons[0]
-    assert h.psf_sigma[0] >= s.psf_sigma[1] and h.spread[0] >= s.spread[1]
+    h, o = s.held_out(), s.overlapping()
+    assert h.photons[1] <= s.photons[0] and h.psf_sigma[0] >= s.psf_sigma[1] and h.spill[0] >= s.spill[1]
+    assert h.negative_ratio == s.negative_ratio and h.spread == s.spread  # imaging held out, biology as trained
+    assert o.negative_ratio[0] >= s.negative_ratio[1] and o.spread[0] >= s.spread[1] and o.photons == h.photons
 
 
 def test_isab_is_permutation_equivariant_any_size_and_chunked_alike():

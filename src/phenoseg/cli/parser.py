@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--sets-per-step", type=int, default=4, help="marker images (ISAB sets) per step (default 4)")
     tp.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
     tp.add_argument("--no-isab", action="store_true", help="the per-cell ablation (no set attention)")
+    tp.add_argument("--windows-per-set", type=int, default=3,
+                    help="label-map windows imaged with one regime to form each set (default 3)")
+    tp.add_argument("--init", help="start from this positivity model's weights (bundled name or folder)")
     tp.add_argument("--seed", type=int, default=0, help="random seed")
     tp.add_argument("--val-minutes", type=float, default=5.0, help="validate every N minutes")
     tp.add_argument("--name", help="the model's name (default: the --out folder's name)")

@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     opts = PositivityTrainOptions(
         data=[Path(d) for d in args.data], out=Path(args.out), minutes=args.minutes, max_steps=args.steps,
         resume=args.resume, sets_per_step=args.sets_per_step, lr=args.lr, seed=args.seed,
-        val_minutes=args.val_minutes, isab=not args.no_isab, name=args.name,
+        val_minutes=args.val_minutes, isab=not args.no_isab, name=args.name, windows_per_set=args.windows_per_set,
+        init=args.init,
         data_pixel_size=dataset_pixel_sizes(args.data_pixel_size), quiet=args.quiet)
     info = train_positivity(opts)
     val = json.loads((Path(args.out) / "config.json").read_text()).get("metrics", {}).get("val_synthetic", {})

@@ -4,7 +4,9 @@ Each cell's 2-channel crop (the marker channel + the cell's mask, ``crop_px`` px
 a small MobileNetV4-style encoder (stride-1 stem, fused then universal inverted bottlenecks) → a
 ``embed_dim`` embedding; an Induced Set Attention Block (``inducing`` points, ``heads`` heads; O(n·m),
 permutation-equivariant, any number of cells) lets every cell see all cells of that marker in that image;
-a linear layer gives one logit per cell. ``isab: false`` is the per-cell ablation.
+a linear layer gives one logit per cell. ``isab: false`` is the per-cell ablation. ``cell_stats``: the mean
+marker level inside the cell's mask and around it join the pooled features before the projection (an explicit
+intensity cue the network would otherwise have to learn from the mask channel).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class PositivityConfig:
     heads: int = 4
     inducing: int = 16
     isab: bool = True
+    cell_stats: bool = False
     normalise_percentiles: list[float] = field(default_factory=lambda: [1.0, 99.5])
     threshold: float = 0.5
     license: str = "Apache-2.0"
@@ -130,13 +133,19 @@ class MarkerPositivityNet(nn.Module):
             cin = cout
         layers += [nn.Conv2d(cin, 2 * cin, 1, bias=False), nn.BatchNorm2d(2 * cin), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.project = nn.Linear(2 * cin, config.embed_dim)
+        self.project = nn.Linear(2 * cin + (2 if config.cell_stats else 0), config.embed_dim)
         self.isab = ISAB(config.embed_dim, config.heads, config.inducing) if config.isab else None
         self.head = nn.Linear(config.embed_dim, 1)
 
     def embed(self, crops: torch.Tensor) -> torch.Tensor:
         """(N, 2, S, S) crops → (N, embed_dim)."""
-        return self.project(self.features(crops).mean(dim=(2, 3)))
+        pooled = self.features(crops).mean(dim=(2, 3))
+        if self.config.cell_stats:
+            marker, mask = crops[:, 0], crops[:, 1]
+            inside = (marker * mask).sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
+            around = (marker * (1 - mask)).sum(dim=(1, 2)) / (1 - mask).sum(dim=(1, 2)).clamp_min(1.0)
+            pooled = torch.cat([pooled, inside[:, None], around[:, None]], 1)
+        return self.project(pooled)
 
     def set_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(N, D) embeddings of one set (one marker in one image or slide) → (N,) logits."""

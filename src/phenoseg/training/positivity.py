@@ -117,27 +117,38 @@ class SyntheticSet:
     positive: np.ndarray
     mean_intensity: np.ndarray  # the raw image's mean over each cell (the thresholding baseline)
     params: dict = field(default_factory=dict)
+    level: np.ndarray | None = None  # each cell's latent level (what no imaging method sees)
 
 
-def make_sets(tiles: list[LabelTile], n: int, config: PositivityConfig, settings: MarkerSettings, seed: int,
-              size: int = 192, images_per_regime: int = 4) -> list[SyntheticSet]:
-    """``n`` fixed synthetic sets; consecutive groups of ``images_per_regime`` share pattern and regime."""
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    out, regime, pattern = [], None, None
-    for i in range(n):
+def render_set(tiles: list[LabelTile], windows: int, size: int, config: PositivityConfig, settings: MarkerSettings,
+               rng: np.random.Generator, gen: torch.Generator) -> SyntheticSet | None:
+    """One set: ``windows`` random windows imaged with one pattern and intensity regime (the fields of one
+    marker in one image), every cell's crop, truth, mean intensity and latent level."""
+    parts, regime, pattern = [], None, None
+    for _ in range(windows):
         cells, nuclei = window(tiles[int(rng.integers(len(tiles)))], size, rng)
         if cells.max() == 0:
             continue
-        if i % images_per_regime == 0:
-            regime, pattern = None, None
         img, positive, p = render_marker(cells, nuclei, gen, settings, pattern, regime)
         regime, pattern = p, p["pattern"]
         crops, ids = set_crops(img, cells, config)
         sums = np.bincount(cells.ravel(), img.ravel(), minlength=int(cells.max()) + 1)
         counts = np.maximum(np.bincount(cells.ravel(), minlength=int(cells.max()) + 1), 1)
-        out.append(SyntheticSet(crops, positive[ids], (sums / counts)[ids], p))
-    return out
+        parts.append((crops, positive[ids], (sums / counts)[ids], p["level"][ids]))
+    if not parts:
+        return None
+    params = {k: v for k, v in regime.items() if k != "level"}
+    return SyntheticSet(*(np.concatenate([q[i] for q in parts]) for i in range(3)), params,
+                        np.concatenate([q[3] for q in parts]))
+
+
+def make_sets(tiles: list[LabelTile], n: int, config: PositivityConfig, settings: MarkerSettings, seed: int,
+              size: int = 192, windows: int = 4) -> list[SyntheticSet]:
+    """``n`` fixed synthetic sets of ``windows`` windows each (see :func:`render_set`)."""
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    sets = (render_set(tiles, windows, size, config, settings, rng, gen) for _ in range(n))
+    return [s for s in sets if s is not None]
 
 
 @torch.no_grad()
@@ -157,33 +168,33 @@ class PositivityObjective:
 
     def __init__(self, net: MarkerPositivityNet, train: list[LabelTile], val_sets: list[SyntheticSet], out: Path,
                  sets_per_step: int = 4, window_px: int = 160, max_cells: int = 128, seed: int = 0,
-                 settings: MarkerSettings | None = None) -> None:
+                 settings: MarkerSettings | None = None, windows: int = 3) -> None:
         self.net, self.train, self.val_sets, self.out = net, train, val_sets, Path(out)
         self.batch_size = sets_per_step
-        self.window_px, self.max_cells = window_px, max_cells
+        self.window_px, self.max_cells, self.windows = window_px, max_cells, windows
         self.settings = settings or MarkerSettings()
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
-        """Render ``sets_per_step`` marker images and score all their cells, one ISAB set each."""
+        """Render ``sets_per_step`` marker sets and score all their cells, one ISAB set each."""
         self.net.train()
         losses = []
         for _ in range(self.batch_size):
-            cells, nuclei = window(self.train[int(self.rng.integers(len(self.train)))], self.window_px, self.rng)
-            if cells.max() == 0:
+            s = render_set(self.train, self.windows, self.window_px, self.net.config, self.settings, self.rng,
+                           self.generator)
+            if s is None:
                 continue
-            img, positive, _ = render_marker(cells, nuclei, self.generator, self.settings)
-            crops, ids = set_crops(img, cells, self.net.config)
-            if len(ids) > self.max_cells:  # a random subset keeps the population's mix
-                keep = self.rng.choice(len(ids), self.max_cells, replace=False)
-                crops, ids = crops[keep], ids[keep]
+            crops, positive = s.crops, s.positive
+            if len(positive) > self.max_cells:  # a random subset keeps the population's mix
+                keep = self.rng.choice(len(positive), self.max_cells, replace=False)
+                crops, positive = crops[keep], positive[keep]
             x = torch.from_numpy(crops)
             if bool(torch.rand((), generator=self.generator) < 0.5):
                 x = x.flip(-1)
             x = torch.rot90(x, int(torch.randint(4, (), generator=self.generator)), (-2, -1))
             logits = self.net(x.contiguous())
-            losses.append(focal_loss(logits, torch.from_numpy(positive[ids]).float()))
+            losses.append(focal_loss(logits, torch.from_numpy(positive).float()))
         loss = torch.stack(losses).mean()
         return {"loss": loss}
 
@@ -213,18 +224,40 @@ class PositivityTrainOptions:
     val_minutes: float = 5.0
     val_sets: int = 64
     isab: bool = True
+    cell_stats: bool = True
+    windows_per_set: int = 3
+    init: Path | None = None
     name: str | None = None
     data_pixel_size: dict[str, float] = field(default_factory=dict)
     quiet: bool = False
+
+
+def warm_start(net: MarkerPositivityNet, source: Path | str) -> None:
+    """Start from another positivity model's weights: every tensor of the same shape is copied; a projection
+    with extra inputs (``cell_stats``) keeps the old columns and starts the new ones at zero."""
+    from phenoseg.models.zoo import load_model
+
+    old = load_model(str(source)).state_dict()
+    own = net.state_dict()
+    for k, v in own.items():
+        if k not in old:
+            continue
+        w = old[k]
+        if w.shape == v.shape:
+            own[k] = w
+        elif w.ndim == 2 and w.shape[0] == v.shape[0] and w.shape[1] < v.shape[1]:
+            own[k] = torch.cat([w, torch.zeros(v.shape[0], v.shape[1] - w.shape[1])], 1)
+    net.load_state_dict(own)
 
 
 def train_positivity(opts: PositivityTrainOptions) -> dict:
     """Train (or resume) a positivity model into ``opts.out``; returns the run's record."""
     if not opts.data:
         raise PhenosegError("data=: give at least one dataset folder with nucleus labels")
-    cfg = PositivityConfig(name=opts.name or Path(opts.out).name, isab=opts.isab,
+    cfg = PositivityConfig(name=opts.name or Path(opts.out).name, isab=opts.isab, cell_stats=opts.cell_stats,
                            description="marker positivity (MobileNet-ISAB) trained on synthetic markers only",
                            training={"data": [str(d) for d in opts.data], "sets_per_step": opts.sets_per_step,
+                                     "windows_per_set": opts.windows_per_set,
                                      "settings": MarkerSettings().__dict__})
     train, val = [], []
     for d in opts.data:
@@ -235,8 +268,11 @@ def train_positivity(opts: PositivityTrainOptions) -> dict:
         raise PhenosegError("data=: the datasets need train and val label maps (labels/<id>.tif)")
     torch.manual_seed(opts.seed)
     net = build_positivity(cfg)
-    val_sets = make_sets(val, opts.val_sets, cfg, MarkerSettings(), seed=1234)
-    objective = PositivityObjective(net, train, val_sets, opts.out, opts.sets_per_step, seed=opts.seed)
+    if opts.init is not None and not opts.resume:
+        warm_start(net, opts.init)
+    val_sets = make_sets(val, opts.val_sets, cfg, MarkerSettings(), seed=1234, windows=opts.windows_per_set)
+    objective = PositivityObjective(net, train, val_sets, opts.out, opts.sets_per_step, seed=opts.seed,
+                                    windows=opts.windows_per_set)
     optimizer = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     loop = LoopOptions(out=Path(opts.out), minutes=opts.minutes, max_steps=opts.max_steps, resume=opts.resume,
                        val_minutes=opts.val_minutes, lr=opts.lr, quiet=opts.quiet)
