@@ -1,15 +1,16 @@
 """Accuracy of marker positivity (issue 16) on synthetic sets the models never saw.
 
-Each set is one marker in one "image": four 192 px windows of the val splits' nucleus maps (cells grown from
-them) imaged with one pattern and intensity regime. Three settings: ``MarkerSettings.held_out()`` (imaging
-outside the training ranges: blur, photon and read noise, spill, background, drop-out, rarer / commoner
-positives), ``overlapping()`` (the same, with populations that overlap more than in any training set) and the
-training ranges. Scored: the bundled model (MobileNet-ISAB), the same network without the ISAB (per-cell
-ablation, trained the same way), mean cell intensity with the best threshold per image (an oracle: the
-threshold is chosen on the truth, so it bounds every thresholding method from above) and each cell's latent
-level with the best threshold per image (what a perfect measurement would reach: the ceiling the overlap of
-the two populations sets). Pooled F1 at the model's threshold and ROC AUC over all cells, plus the per-set
-means. No dataset here has real cells annotated for marker positivity, so there is no real-data row.
+Each set is one marker in one "image": four (for larger sets sixteen) 192 px windows of the val splits'
+nucleus maps (cells grown from them) imaged with one pattern and intensity regime. Settings:
+``MarkerSettings.held_out()`` (imaging outside the training ranges: blur, photon and read noise, spill,
+background, drop-out, rarer / commoner positives), ``overlapping()`` (the same, with populations that overlap
+more than in any training set) and the training ranges. Scored: the bundled model (MobileNet-ISAB), the same
+network without the ISAB (per-cell ablation, trained the same way), mean cell intensity with the best
+threshold per image (an oracle: the threshold is chosen on the truth, so it bounds every thresholding method
+from above) and each cell's latent level with the best threshold per image (what a perfect measurement would
+reach: the ceiling the overlap of the two populations sets). Pooled F1 at the model's threshold and ROC AUC
+over all cells, plus the per-set means. No dataset here has real cells annotated for marker positivity, so
+there is no real-data row.
 
     python benchmarks/positivity_accuracy.py [--model marker_positivity] [--ablation runs/positivity_no_isab]
 """
@@ -90,7 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="marker_positivity")
     ap.add_argument("--ablation", default=None, help="the no-ISAB model (default: the model's no-ISAB sibling "
-                                                     "runs/positivity_no_isab when present)")
+                                                     "runs/positivity_no_isab_r2 when present)")
     ap.add_argument("--sets", type=int, default=200, help="sets per setting")
     ap.add_argument("--tiles-per-dataset", type=int, default=24)
     ap.add_argument("--name", default="positivity_accuracy")
@@ -98,7 +99,7 @@ def main() -> None:
     torch.set_num_threads(2)
     model = load_model(args.model)
     models = {"MobileNet-ISAB": model}
-    ablation = args.ablation or str(Path(__file__).resolve().parents[1] / "runs" / "positivity_no_isab")
+    ablation = args.ablation or str(Path(__file__).resolve().parents[1] / "runs" / "positivity_no_isab_r2")
     if Path(ablation).is_dir() or args.ablation is not None:
         models["no ISAB (per cell)"] = load_model(ablation)
     tiles = []
@@ -106,11 +107,12 @@ def main() -> None:
         tiles += load_label_tiles(DATA / name, "val", model.config.pixel_size_um, seed=7,
                                   limit=args.tiles_per_dataset, assumed_px=px)
     rows = []
-    settings_list = (("held-out imaging", MarkerSettings().held_out()),
-                     ("held-out imaging, overlapping populations", MarkerSettings().overlapping()),
-                     ("training ranges", MarkerSettings()))
-    for setting, settings in settings_list:
-        sets = make_sets(tiles, args.sets, model.config, settings, seed=2026)
+    settings_list = (("held-out imaging", MarkerSettings().held_out(), 4, args.sets),
+                     ("held-out imaging, 16 windows per set", MarkerSettings().held_out(), 16, args.sets // 4),
+                     ("held-out imaging, overlapping populations", MarkerSettings().overlapping(), 4, args.sets),
+                     ("training ranges", MarkerSettings(), 4, args.sets))
+    for setting, settings, windows, n in settings_list:
+        sets = make_sets(tiles, n, model.config, settings, seed=2026, windows=windows)
         head = {"setting": setting, "sets": len(sets), "cells": int(sum(len(s.positive) for s in sets)),
                 "positive_fraction": float(np.mean(np.concatenate([s.positive for s in sets])))}
         for label, net in models.items():
