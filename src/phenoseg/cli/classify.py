@@ -7,15 +7,13 @@ import argparse
 from pathlib import Path
 
 from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, reporter
+from phenoseg.cli.summary import finish, read_with_labels, reporter
 from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, image_stem
 
 
 def run(args: argparse.Namespace) -> int:
     """Classify one image's objects and write the chosen outputs."""
-    from phenoseg.io.images import read_image
-    from phenoseg.io.labels import read_labels
     from phenoseg.io.report import class_summary, write_report
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
     from phenoseg.phenotype.classify import classify_labels, load_classifier
@@ -30,14 +28,7 @@ def run(args: argparse.Namespace) -> int:
     rep = reporter(args)
 
     def process(path: Path):
-        image = read_image(path)
-        labels = {"nuclei": read_labels(args.nuclei)}
-        if labels["nuclei"].shape != image.shape_yx:
-            raise PhenosegError(f"--nuclei: label image {labels['nuclei'].shape} does not match the image "
-                                f"{image.shape_yx}")
-        px = args.pixel_size or image.pixel_size_um
-        if px is None:
-            raise PhenosegError(f"{path}: no pixel size in its metadata; give --pixel-size (µm per pixel)")
+        image, labels, px = read_with_labels(path, {"nuclei": args.nuclei}, args.pixel_size)
         clf = load_classifier(args.model, args.device, args.tta, image.data.shape[0])
         labels, cpass, dropped = classify_labels(clf, image.data, labels, px, p)
         written, report, counts = write_image_outputs(ObjectSet(labels, {}, clf.config.name, px), image,

@@ -6,15 +6,12 @@ import argparse
 from pathlib import Path
 
 from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, reporter
-from phenoseg.errors import PhenosegError
+from phenoseg.cli.summary import finish, read_with_labels, reporter
 from phenoseg.io.inputs import ensure_writable, image_stem
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure one image's objects and write the chosen tables."""
-    from phenoseg.io.images import read_image
-    from phenoseg.io.labels import read_labels
     from phenoseg.io.report import write_report
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
 
@@ -25,14 +22,8 @@ def run(args: argparse.Namespace) -> int:
     rep = reporter(args)
 
     def process(p: Path):
-        image = read_image(p)
-        labels = {"nuclei": read_labels(args.nuclei)}
-        if args.cells:
-            labels["cells"] = read_labels(args.cells)
-        for target, lab in labels.items():
-            if lab.shape != image.shape_yx:
-                raise PhenosegError(f"--{target}: label image {lab.shape} does not match the image {image.shape_yx}")
-        px = args.pixel_size or image.pixel_size_um
+        image, labels, px = read_with_labels(p, {"nuclei": args.nuclei, "cells": args.cells}, args.pixel_size,
+                                             need_pixel_size=False)
         written, report, counts = write_image_outputs(ObjectSet(labels, {}, "", px), image, image_stem(p), outdir,
                                                       kinds, Path(args.regions) if args.regions else None,
                                                       write_label_images=False)

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, reporter
+from phenoseg.cli.summary import finish, read_with_labels, reporter
 from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, image_stem
 
@@ -15,8 +15,6 @@ from phenoseg.io.inputs import ensure_writable, image_stem
 def run(args: argparse.Namespace) -> int:
     """Score one image's cells for every chosen channel and write the chosen outputs."""
     from phenoseg.io.channels import select_channels
-    from phenoseg.io.images import read_image
-    from phenoseg.io.labels import read_labels
     from phenoseg.io.report import positive_summary, write_report
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
     from phenoseg.phenotype.steps import check_positivity_options, positivity_pass
@@ -32,16 +30,7 @@ def run(args: argparse.Namespace) -> int:
     rep = reporter(args)
 
     def process(path: Path):
-        image = read_image(path)
-        labels = {"cells": read_labels(args.cells)}
-        if args.nuclei:
-            labels["nuclei"] = read_labels(args.nuclei)
-        for name, lab in labels.items():
-            if lab.shape != image.shape_yx:
-                raise PhenosegError(f"--{name}: label image {lab.shape} does not match the image {image.shape_yx}")
-        px = args.pixel_size or image.pixel_size_um
-        if px is None:
-            raise PhenosegError(f"{path}: no pixel size in its metadata; give --pixel-size (µm per pixel)")
+        image, labels, px = read_with_labels(path, {"cells": args.cells, "nuclei": args.nuclei}, args.pixel_size)
         scored = select_channels(image, args.channels)
         ppass = positivity_pass(args.model, args.device, scored, args.positivity_threshold, str(path))
         written, report, counts = write_image_outputs(ObjectSet(labels, {}, ppass.predictor.config.name, px),

@@ -24,3 +24,21 @@ def finish(rep: Reporter, files: list[Path], failures: list[tuple[Path, str]]) -
         return 1
     rep.say(f"done: {len(files)} image(s)")
     return 0
+
+
+def read_with_labels(path, label_files: dict, pixel_size: float | None, need_pixel_size: bool = True):
+    """(image, {target: labels}, µm per pixel) of a command over label images made by any program: every
+    label image must match the image's shape; the pixel size from ``pixel_size`` or the metadata."""
+    from phenoseg.errors import PhenosegError
+    from phenoseg.io.images import read_image
+    from phenoseg.io.labels import read_labels
+
+    image = read_image(path)
+    labels = {t: read_labels(f) for t, f in label_files.items() if f}
+    for target, lab in labels.items():
+        if lab.shape != image.shape_yx:
+            raise PhenosegError(f"--{target}: label image {lab.shape} does not match the image {image.shape_yx}")
+    px = pixel_size or image.pixel_size_um
+    if px is None and need_pixel_size:
+        raise PhenosegError(f"{path}: no pixel size in its metadata; give --pixel-size (µm per pixel)")
+    return image, labels, px
