@@ -234,3 +234,23 @@ def test_channel_stack_gives_nuclei_and_cells(qtbot, notes):
     nuc, cel = layers["two nuclei"].data, layers["two cells"].data
     assert nuc.max() > 10 and set(np.unique(nuc)) <= set(np.unique(cel))  # a nucleus carries its cell's id
     assert "DAPI" in layers["two cells"].features.columns  # measured on the named channels
+    assert "edges_positive_probability" not in layers["two cells"].features.columns  # not asked for
+
+
+def test_positivity_checkbox_adds_marker_columns(qtbot, notes):
+    img = sample.fluorescence_example()[0][0].astype(np.float32)
+    stack = [(np.stack([img, img[::-1].copy()]), {"name": "pos", "metadata": {"channel_names": ["DAPI", "CD3"]}},
+              "image")]
+    viewer, w = make_widget(qtbot, stack)
+    w.pixel_size.setValue(0.5)
+    w.model_box.setCurrentText("fluorescence_nuclei_and_cells")
+    w.channels_first.setChecked(True)
+    w.want_positivity.setChecked(True)
+    w.run()
+    wait(qtbot, w)
+    assert notes["error"] == []
+    cells = next(layer for layer in viewer.layers if layer.name == "pos cells")
+    p = cells.features["CD3_positive_probability"].to_numpy()
+    assert len(p) > 10 and np.all((p >= 0) & (p <= 1))
+    assert set(cells.features["CD3_positive"].unique()) <= {0, 1}
+    assert cells.features["class"].astype(str).str.contains("CD3").all()  # composite class: DAPI±: CD3±

@@ -33,6 +33,7 @@ class JobRequest:
     model: str = "auto"
     channels: str | None = None
     classify: bool = False
+    positivity: bool = False  # marker positivity of every cell for every channel (bundled marker_positivity)
     device: str = "auto"
     targets: tuple[str, ...] = ("nuclei", "cells")  # the label images wanted (those the model makes)
 
@@ -98,8 +99,9 @@ def select(image, channels: str):
 
 def run_job(req: JobRequest, progress: Callable[[str, int, int], None] | None = None,
             cancelled: Callable[[], bool] | None = None) -> JobResult:
-    """Segment (and with ``req.classify``, classify) the layer's image. ``progress(stage, done, total)`` is
-    called as work advances; ``cancelled()`` is checked between steps (raising :class:`Cancelled`)."""
+    """Segment (and with ``req.classify``, classify; with ``req.positivity``, score every channel's marker
+    positivity) the layer's image. ``progress(stage, done, total)`` is called as work advances; ``cancelled()``
+    is checked between steps (raising :class:`Cancelled`)."""
     from phenoseg.outputs.image import ObjectSet, main_objects
     from phenoseg.phenotype.table import MeasurePass, PassContext, object_table, run_passes
 
@@ -129,6 +131,11 @@ def run_job(req: JobRequest, progress: Callable[[str, int, int], None] | None = 
         clf = load_classifier("auto", req.device, False, image.data.shape[0])
         labels, cpass, _ = classify_labels(clf, image.data, labels, result.pixel_size_um, None)
         passes.append(cpass)
+    if req.positivity:
+        from phenoseg.phenotype.steps import positivity_pass
+
+        step("marker positivity", 0, 1)
+        passes.append(positivity_pass("auto", req.device, image, None, f"layer '{req.layer_name}'"))
     step("measuring", 0, 1)
     target, paired, scores = main_objects(labels, result.scores)
     table = object_table(paired[target], target, scores)

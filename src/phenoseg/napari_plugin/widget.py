@@ -77,6 +77,7 @@ class SegmentWidget(QWidget):
         self.want_cells = QCheckBox("cells")
         self.want_cells.setChecked(True)
         self.want_classes = QCheckBox("classes (bundled H&&E classifier)")
+        self.want_positivity = QCheckBox("marker positivity (every channel)")
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -100,6 +101,7 @@ class SegmentWidget(QWidget):
             wants.addWidget(box)
         form.addRow("outputs", wants)
         form.addRow("", self.want_classes)
+        form.addRow("", self.want_positivity)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -170,7 +172,7 @@ class SegmentWidget(QWidget):
                           channel_names=layer.metadata.get("channel_names"),
                           pixel_size_um=self.pixel_size.value() or None, model=model,
                           channels=self.channels.text().strip() or None, classify=self.want_classes.isChecked(),
-                          targets=targets)
+                          positivity=self.want_positivity.isChecked(), targets=targets)
 
     def run(self) -> None:
         """Start the job in a napari thread worker (the viewer stays responsive)."""
