@@ -6,15 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, read_with_labels, reporter
+from phenoseg.cli.summary import read_with_labels, reporter, run_labelled_image
 from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, image_stem
 
 
 def run(args: argparse.Namespace) -> int:
     """Classify one image's objects and write the chosen outputs."""
-    from phenoseg.io.report import class_summary, write_report
+    from phenoseg.io.report import class_summary
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
     from phenoseg.phenotype.classify import classify_labels, load_classifier
 
@@ -43,9 +42,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(map(str, written))}")
         return report
 
-    failures, reports = run_each([path], process, rep, args.debug)
-    if reports and "report" in kinds:
-        params = {"image": str(path), "nuclei": args.nuclei, "model": args.model, "pixel_size": args.pixel_size,
-                  "min_detection_probability": p, "tta": args.tta}
-        rep.say(f"report: {write_report(outdir / 'report.html', reports, params, [(str(f), m) for f, m in failures])}")
-    return finish(rep, [path], failures)
+    params = {"image": str(path), "nuclei": args.nuclei, "model": args.model, "pixel_size": args.pixel_size,
+              "min_detection_probability": p, "tta": args.tta}
+    return run_labelled_image(path, process, rep, args, kinds, outdir, params)

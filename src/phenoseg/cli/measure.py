@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, read_with_labels, reporter
+from phenoseg.cli.summary import read_with_labels, reporter, run_labelled_image
 from phenoseg.io.inputs import ensure_writable, image_stem
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure one image's objects and write the chosen tables."""
-    from phenoseg.io.report import write_report
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
 
     kinds = parse_outputs(args.outputs)
@@ -31,8 +29,5 @@ def run(args: argparse.Namespace) -> int:
         rep.say(f"{p}: measured {measured} → {', '.join(map(str, written))}")
         return report
 
-    failures, reports = run_each([path], process, rep, args.debug)
-    if reports and "report" in kinds:
-        params = {"image": str(path), "nuclei": args.nuclei, "cells": args.cells, "pixel_size": args.pixel_size}
-        rep.say(f"report: {write_report(outdir / 'report.html', reports, params, [(str(p), m) for p, m in failures])}")
-    return finish(rep, [path], failures)
+    params = {"image": str(path), "nuclei": args.nuclei, "cells": args.cells, "pixel_size": args.pixel_size}
+    return run_labelled_image(path, process, rep, args, kinds, outdir, params)

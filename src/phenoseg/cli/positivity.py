@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from phenoseg.batch import run_each
-from phenoseg.cli.summary import finish, read_with_labels, reporter
+from phenoseg.cli.summary import read_with_labels, reporter, run_labelled_image
 from phenoseg.errors import PhenosegError
 from phenoseg.io.inputs import ensure_writable, image_stem
 
@@ -15,7 +14,7 @@ from phenoseg.io.inputs import ensure_writable, image_stem
 def run(args: argparse.Namespace) -> int:
     """Score one image's cells for every chosen channel and write the chosen outputs."""
     from phenoseg.io.channels import select_channels
-    from phenoseg.io.report import positive_summary, write_report
+    from phenoseg.io.report import positive_summary
     from phenoseg.outputs.image import ObjectSet, parse_outputs, write_image_outputs
     from phenoseg.phenotype.steps import check_positivity_options, positivity_pass
 
@@ -40,10 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{' (' + summary + ')' if summary else ''} → {', '.join(map(str, written))}")
         return report
 
-    failures, reports = run_each([path], process, rep, args.debug)
-    if reports and "report" in kinds:
-        params = {"image": str(path), "cells": args.cells, "nuclei": args.nuclei, "model": args.model,
-                  "channels": args.channels, "pixel_size": args.pixel_size,
-                  "positivity_threshold": args.positivity_threshold}
-        rep.say(f"report: {write_report(outdir / 'report.html', reports, params, [(str(f), m) for f, m in failures])}")
-    return finish(rep, [path], failures)
+    params = {"image": str(path), "cells": args.cells, "nuclei": args.nuclei, "model": args.model,
+              "channels": args.channels, "pixel_size": args.pixel_size,
+              "positivity_threshold": args.positivity_threshold}
+    return run_labelled_image(path, process, rep, args, kinds, outdir, params)

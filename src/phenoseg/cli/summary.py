@@ -42,3 +42,16 @@ def read_with_labels(path, label_files: dict, pixel_size: float | None, need_pix
     if px is None and need_pixel_size:
         raise PhenosegError(f"{path}: no pixel size in its metadata; give --pixel-size (µm per pixel)")
     return image, labels, px
+
+
+def run_labelled_image(path, process, rep, args, kinds, outdir, params: dict) -> int:
+    """Run ``process`` on the one image of a command over label images made by any program, write the HTML
+    report when asked (with ``params``), and finish the run (exit code)."""
+    from phenoseg.batch import run_each
+    from phenoseg.io.report import write_report
+
+    failures, reports = run_each([path], process, rep, args.debug)
+    if reports and "report" in kinds:
+        report = write_report(outdir / "report.html", reports, params, [(str(f), m) for f, m in failures])
+        rep.say(f"report: {report}")
+    return finish(rep, [path], failures)
